@@ -1,0 +1,429 @@
+//! The ENUM resolver: number in, ordered NAPTRs out, with a cache in front of the
+//! node.
+//!
+//! A miss reads `enum:<digits>:0`, `:1`, … until the first missing name (records
+//! must be contiguous, as in emcdns), keeps the records signed by a trusted verifier
+//! that has not revoked them, and — when enabled and nothing was found — reads the
+//! privatenumer layout. Answers are cached for their TTL (capped), empty answers
+//! for the negative TTL; when the node fails or the lookup deadline passes, an
+//! expired entry still within its stale period is served instead of an error.
+//! Concurrent misses for one number share a single read of the node.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+use tokio::time::{Duration, Instant};
+
+use crate::emercoin::{Address, AddressKind};
+use crate::nvs::{NameEntry, NvsError};
+
+use super::answer::{EnumAnswer, IgnoredRecord, Layout, RecordInfo};
+use super::cache::{AnswerCache, CacheRead};
+use super::e164::E164;
+use super::naptr::{Naptr, NaptrRegexp, sort_naptrs};
+use super::privatenumer::parse_privatenumer_value;
+use super::record::{SigEntry, parse_enumer_value};
+use super::source::NameSource;
+use super::trust::{Distrust, Srl, TrustPolicy, Verifier, signature_verifies};
+
+/// Resolver settings. The defaults suit a PBX on a healthy local node.
+#[derive(Clone, Debug)]
+pub struct ResolverConfig {
+    pub trust: TrustPolicy,
+    /// Also read `enum:<reversed digits>.e164.arpa` when ENUMER has nothing.
+    pub privatenumer_layout: bool,
+    /// Highest record index read is `max_records - 1` (emcdns goes on until a gap).
+    pub max_records: u32,
+    /// Upper bound on how long a positive answer is cached.
+    pub ttl_cap: Duration,
+    /// How long "no records" is cached.
+    pub negative_ttl: Duration,
+    /// How long past its TTL an entry may be served when the node fails.
+    pub stale_ttl: Duration,
+    /// Serve stale entries on node failure (else fail at once).
+    pub serve_stale: bool,
+    /// Numbers kept in the cache.
+    pub cache_capacity: usize,
+    /// Deadline of one lookup, all node calls included.
+    pub lookup_timeout: Duration,
+    /// How long a verifier's address and SRL setting are remembered (emcdns: 3 min).
+    pub verifier_ttl: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            trust: TrustPolicy::default(),
+            privatenumer_layout: false,
+            max_records: 32,
+            ttl_cap: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(30),
+            stale_ttl: Duration::from_secs(3600),
+            serve_stale: true,
+            cache_capacity: 100_000,
+            lookup_timeout: Duration::from_millis(2000),
+            verifier_ttl: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Why a lookup has no answer.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Node(#[from] NvsError),
+    #[error("the ENUM lookup did not finish within {} ms", .0.as_millis())]
+    Deadline(Duration),
+}
+
+/// Where an answer came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnswerSource {
+    /// Read from the node just now.
+    Node,
+    /// From the cache, within its TTL.
+    Cache,
+    /// From the cache, past its TTL, because the node failed with this error.
+    Stale(ResolveError),
+}
+
+#[derive(Clone, Debug)]
+pub struct Lookup {
+    pub answer: Arc<EnumAnswer>,
+    pub source: AnswerSource,
+}
+
+/// Counters, readable at any time.
+#[derive(Debug, Default)]
+pub struct ResolverStats {
+    pub lookups: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub negative_hits: AtomicU64,
+    pub node_lookups: AtomicU64,
+    pub stale_answers: AtomicU64,
+    pub failures: AtomicU64,
+    pub deadlines: AtomicU64,
+    pub nvs_reads: AtomicU64,
+    pub signatures_checked: AtomicU64,
+    pub records_ignored: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub lookups: u64,
+    pub cache_hits: u64,
+    pub negative_hits: u64,
+    pub node_lookups: u64,
+    pub stale_answers: u64,
+    pub failures: u64,
+    pub deadlines: u64,
+    pub nvs_reads: u64,
+    pub signatures_checked: u64,
+    pub records_ignored: u64,
+}
+
+impl ResolverStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            lookups: g(&self.lookups),
+            cache_hits: g(&self.cache_hits),
+            negative_hits: g(&self.negative_hits),
+            node_lookups: g(&self.node_lookups),
+            stale_answers: g(&self.stale_answers),
+            failures: g(&self.failures),
+            deadlines: g(&self.deadlines),
+            nvs_reads: g(&self.nvs_reads),
+            signatures_checked: g(&self.signatures_checked),
+            records_ignored: g(&self.records_ignored),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+type Shared = Arc<OnceCell<Result<Arc<EnumAnswer>, ResolveError>>>;
+
+pub struct Resolver<S> {
+    source: S,
+    config: ResolverConfig,
+    cache: AnswerCache,
+    verifiers: Mutex<HashMap<String, (Instant, Option<Arc<Verifier>>)>>,
+    in_flight: Mutex<HashMap<Box<str>, Shared>>,
+    stats: ResolverStats,
+}
+
+impl<S: NameSource> Resolver<S> {
+    pub fn new(source: S, config: ResolverConfig) -> Self {
+        Resolver {
+            cache: AnswerCache::new(config.cache_capacity),
+            source,
+            config,
+            verifiers: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            stats: ResolverStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ResolverConfig {
+        &self.config
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub fn stats(&self) -> &ResolverStats {
+        &self.stats
+    }
+
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Forget every cached answer and verifier.
+    pub fn flush(&self) {
+        self.cache.clear();
+        self.verifiers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The cached answer, if fresh; never touches the node. The hot path of DNS and
+    /// HTTP servers and of SIP workers.
+    pub fn cached(&self, number: &E164) -> Option<Arc<EnumAnswer>> {
+        match self.cache.get(number.digits(), Instant::now()) {
+            CacheRead::Fresh(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Resolve a number.
+    pub async fn lookup(&self, number: &E164) -> Result<Lookup, ResolveError> {
+        bump(&self.stats.lookups);
+        let stale = match self.cache.get(number.digits(), Instant::now()) {
+            CacheRead::Fresh(answer) => {
+                bump(&self.stats.cache_hits);
+                if !answer.is_found() {
+                    bump(&self.stats.negative_hits);
+                }
+                return Ok(Lookup { answer, source: AnswerSource::Cache });
+            }
+            CacheRead::Stale(answer) => Some(answer),
+            CacheRead::Miss => None,
+        };
+
+        let result = self.fetch_shared(number).await;
+        match result {
+            Ok(answer) => Ok(Lookup { answer, source: AnswerSource::Node }),
+            Err(e) => {
+                match &e {
+                    ResolveError::Deadline(_) => bump(&self.stats.deadlines),
+                    ResolveError::Node(_) => bump(&self.stats.failures),
+                }
+                match stale {
+                    Some(answer) if self.config.serve_stale => {
+                        bump(&self.stats.stale_answers);
+                        Ok(Lookup { answer, source: AnswerSource::Stale(e) })
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Read the node for `number`, sharing the work with concurrent callers.
+    async fn fetch_shared(&self, number: &E164) -> Result<Arc<EnumAnswer>, ResolveError> {
+        let key: Box<str> = number.digits().into();
+        let cell: Shared = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = cell
+            .get_or_init(|| async {
+                bump(&self.stats.node_lookups);
+                let deadline = self.config.lookup_timeout;
+                let r = match tokio::time::timeout(deadline, self.fetch(number)).await {
+                    Ok(Ok(answer)) => Ok(Arc::new(answer)),
+                    Ok(Err(e)) => Err(ResolveError::Node(e)),
+                    Err(_) => Err(ResolveError::Deadline(deadline)),
+                };
+                if let Ok(answer) = &r {
+                    let ttl = if answer.is_found() {
+                        Duration::from_secs(u64::from(answer.ttl().unwrap_or(0))).min(self.config.ttl_cap)
+                    } else {
+                        self.config.negative_ttl
+                    };
+                    self.cache.insert(number.digits(), answer.clone(), Instant::now(), ttl, self.config.stale_ttl);
+                }
+                r
+            })
+            .await
+            .clone();
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            map.remove(&key);
+        }
+        result
+    }
+
+    async fn show(&self, name: &str) -> Result<Option<NameEntry>, NvsError> {
+        bump(&self.stats.nvs_reads);
+        self.source.name_show(name).await
+    }
+
+    /// Read and judge all records of a number (no cache).
+    pub async fn fetch(&self, number: &E164) -> Result<EnumAnswer, NvsError> {
+        let aus = number.aus();
+        let mut answer = EnumAnswer::empty(number.clone());
+        for n in 0..self.config.max_records {
+            let name = number.enumer_name(n);
+            let Some(entry) = self.show(&name).await? else { break };
+            let record = parse_enumer_value(&entry.value.to_string_lossy());
+            let signed_by = if self.config.trust.require_signature {
+                match self.trusted_signer(&name, &record.signatures).await? {
+                    Ok(verifier) => Some(verifier),
+                    Err(reason) => {
+                        bump(&self.stats.records_ignored);
+                        tracing::debug!(record = %name, %reason, "ENUM record ignored");
+                        answer.ignored.push(IgnoredRecord { name, owner: entry.address, reason });
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let index = answer.records.len();
+            let ttl = record.ttl_secs();
+            let mut problems = record.problems;
+            for line in record.naptrs {
+                match NaptrRegexp::parse(&line.regexp) {
+                    Ok(regexp) => answer.naptrs.push(Naptr {
+                        order: line.order,
+                        preference: line.preference,
+                        flags: "u".to_owned(),
+                        service: line.service,
+                        uri: regexp.apply(&aus),
+                        regexp,
+                        ttl,
+                        record: index,
+                    }),
+                    Err(e) => problems.push(format!("{:?}: {e}", line.regexp)),
+                }
+            }
+            answer.records.push(RecordInfo {
+                name,
+                owner: entry.address,
+                txid: entry.txid,
+                expires_in: entry.expires_in,
+                ttl,
+                signed_by,
+                problems,
+            });
+        }
+
+        if answer.naptrs.is_empty() && self.config.privatenumer_layout {
+            self.fetch_privatenumer(number, &aus, &mut answer).await?;
+        }
+        sort_naptrs(&mut answer.naptrs);
+        Ok(answer)
+    }
+
+    async fn fetch_privatenumer(&self, number: &E164, aus: &str, answer: &mut EnumAnswer) -> Result<(), NvsError> {
+        let name = number.privatenumer_name();
+        let Some(entry) = self.show(&name).await? else { return Ok(()) };
+        let entries = parse_privatenumer_value(&entry.value.to_string_lossy());
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let index = answer.records.len();
+        let mut problems = Vec::new();
+        for e in entries {
+            match NaptrRegexp::parse(&e.naptr_regexp()) {
+                Ok(regexp) => answer.naptrs.push(Naptr {
+                    order: e.order,
+                    preference: e.preference,
+                    flags: "u".to_owned(),
+                    service: "E2U+sip".to_owned(),
+                    uri: regexp.apply(aus),
+                    regexp,
+                    ttl: super::record::DEFAULT_TTL_SECS,
+                    record: index,
+                }),
+                Err(err) => problems.push(format!("{:?}: {err}", e.naptr_regexp())),
+            }
+        }
+        answer.layout = Layout::Privatenumer;
+        answer.records.push(RecordInfo {
+            name,
+            owner: entry.address,
+            txid: entry.txid,
+            expires_in: entry.expires_in,
+            ttl: super::record::DEFAULT_TTL_SECS,
+            signed_by: None,
+            problems,
+        });
+        Ok(())
+    }
+
+    /// The verifier whose signature makes `name` trusted, or why none does.
+    async fn trusted_signer(&self, name: &str, sigs: &[SigEntry]) -> Result<Result<String, Distrust>, NvsError> {
+        let mut why = Distrust::Unsigned;
+        for sig in sigs {
+            if !self.config.trust.trusts(&sig.verifier) {
+                if matches!(why, Distrust::Unsigned) {
+                    why = Distrust::UnknownVerifier(sig.verifier.clone());
+                }
+                continue;
+            }
+            let Some(verifier) = self.verifier(&sig.verifier).await? else {
+                why = Distrust::VerifierUnavailable(sig.verifier.clone());
+                continue;
+            };
+            bump(&self.stats.signatures_checked);
+            if !signature_verifies(sig, &verifier, name) {
+                why = Distrust::BadSignature(sig.verifier.clone());
+                continue;
+            }
+            if let Some(srl) = &verifier.srl {
+                let srl_record = srl.record_name(name);
+                if let Some(list) = self.show(&srl_record).await? {
+                    if list.value.to_string_lossy().contains(name) {
+                        why = Distrust::Revoked { verifier: verifier.name.clone(), srl_record };
+                        continue;
+                    }
+                }
+            }
+            return Ok(Ok(verifier.name.clone()));
+        }
+        Ok(Err(why))
+    }
+
+    async fn verifier(&self, name: &str) -> Result<Option<Arc<Verifier>>, NvsError> {
+        let now = Instant::now();
+        if let Some((at, v)) = self.verifiers.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            if now.duration_since(*at) < self.config.verifier_ttl {
+                return Ok(v.clone());
+            }
+        }
+        let verifier = self.show(name).await?.and_then(|entry| {
+            let address = Address::parse(&entry.address).ok()?;
+            if address.kind == AddressKind::P2sh {
+                return None;
+            }
+            let srl = Srl::from_verifier_value(&entry.value.to_string_lossy());
+            Some(Arc::new(Verifier { name: name.to_owned(), address, srl }))
+        });
+        self.verifiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), (now, verifier.clone()));
+        Ok(verifier)
+    }
+}

@@ -1,0 +1,11 @@
+//! ness-core: all logic of the Privateness PBX suite, in plain Rust with no FFI and
+//! no assumptions about the host it runs in (a Kamailio worker, an Asterisk thread,
+//! a daemon or a command-line tool).
+//!
+//! - [`emercoin`]: addresses, keys and message signatures of the Emercoin chain;
+//! - [`nvs`]: the emercoind JSON-RPC client (Name-Value Storage and friends);
+//! - [`enumer`]: ENUM over NVS — numbers, ENUMER records, NAPTR, trust, the resolver.
+
+pub mod emercoin;
+pub mod enumer;
+pub mod nvs;
