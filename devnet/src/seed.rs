@@ -1,0 +1,92 @@
+//! Demo data: a verifier `ver:enum` and a few numbers, registered through the
+//! ordinary RPC client so the demo exercises the same path as a real node.
+//!
+//! | number | what it shows |
+//! |---|---|
+//! | +15551234567 | two signed records, three NAPTRs in two order groups |
+//! | +4930123456 | a signed record and an unsigned squatter at `:1` (ignored) |
+//! | +442079460000 | a signed record revoked through the verifier's SRL (ignored) |
+//! | +15550000001 | only in the privatenumer layout (found when that layout is on) |
+
+use ness_core::nvs::{NameValue, NvsClient, NvsError};
+
+/// The verifier name the demo trusts.
+pub const VERIFIER: &str = "ver:enum";
+
+/// What the seeding did.
+#[derive(Clone, Debug)]
+pub struct SeedReport {
+    /// False when the devnet already held the demo data.
+    pub created: bool,
+    pub verifier_address: String,
+    pub height: u64,
+}
+
+async fn signed_record(client: &NvsClient, verifier_address: &str, name: &str, lines: &str) -> Result<(), NvsError> {
+    let sig = client.sign_message(verifier_address, name).await?;
+    let value = format!("{lines}\nSIG={VERIFIER}|{sig}");
+    client.name_new(name, &NameValue::from(value.as_str()), 365, None).await?;
+    Ok(())
+}
+
+/// Seed the demo numbers unless `ver:enum` exists already.
+pub async fn seed_demo(client: &NvsClient) -> Result<SeedReport, NvsError> {
+    if client.get_block_count().await? == 0 {
+        client.call("generate", vec![serde_json::json!(101)]).await?;
+    }
+    if let Some(v) = client.name_show(VERIFIER).await? {
+        let height = client.get_block_count().await?;
+        return Ok(SeedReport { created: false, verifier_address: v.address, height });
+    }
+    // The verifier keeps its key: it registers with toaddress (docs/emercoin.md §6).
+    let verifier_address = client.get_new_address(true).await?;
+    client
+        .name_new(
+            VERIFIER,
+            &NameValue::from("Privateness demo ENUM verifier\nSRL=4|srl:enum-%02x"),
+            365,
+            Some(&verifier_address),
+        )
+        .await?;
+
+    signed_record(
+        client,
+        &verifier_address,
+        "enum:15551234567:0",
+        "E2U+sip=100|10|!^\\+(.*)$!sip:\\1@pbx.example.org!\nE2U+sip=200|10|!^(.*)$!sip:\\1@backup.example.net!\nTTL=300",
+    )
+    .await?;
+    signed_record(client, &verifier_address, "enum:15551234567:1", "E2U+sip=100|20|!^.*$!sip:alice@sip.example.com!")
+        .await?;
+
+    signed_record(client, &verifier_address, "enum:4930123456:0", "E2U+sip=10|10|!^.*$!sip:berlin@pbx.example.de!")
+        .await?;
+    client
+        .name_new(
+            "enum:4930123456:1",
+            &NameValue::from("E2U+sip=1|1|!^.*$!sip:squatter@evil.example!"),
+            365,
+            None,
+        )
+        .await?;
+
+    let revoked = "enum:442079460000:0";
+    signed_record(client, &verifier_address, revoked, "E2U+sip=100|10|!^.*$!sip:revoked@old.example.co.uk!").await?;
+    let bucket = ness_core::enumer::trust::srl_hash(revoked.as_bytes()) & 15;
+    client
+        .name_new(&format!("srl:enum-{bucket:02x}"), &NameValue::from(revoked), 365, Some(&verifier_address))
+        .await?;
+
+    client
+        .name_new(
+            "enum:1.0.0.0.0.0.5.5.5.1.e164.arpa",
+            &NameValue::from("\"!^.*$!sip:legacy@privatenumer.example!\"|\"!^.*$!sip:backup@privatenumer.example!\""),
+            365,
+            None,
+        )
+        .await?;
+
+    client.call("generate", vec![serde_json::json!(1)]).await?;
+    let height = client.get_block_count().await?;
+    Ok(SeedReport { created: true, verifier_address, height })
+}
