@@ -15,6 +15,7 @@ pub mod e164;
 pub mod naptr;
 pub mod privatenumer;
 pub mod record;
+pub mod registry;
 pub mod resolver;
 pub mod source;
 pub mod trust;
