@@ -162,14 +162,6 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         r.headers_mut().remove("Content-Type");
         return Ok(r);
     };
-    let fault = shared.node.lock().unwrap_or_else(|p| p.into_inner()).fault.clone();
-    match fault {
-        Fault::Busy => return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "Work queue depth exceeded")),
-        Fault::Hang => std::future::pending::<()>().await,
-        Fault::Garbage => return Ok(text(StatusCode::OK, "<html><body>Welcome to nginx!</body></html>")),
-        Fault::Drop => return Err(Dropped),
-        Fault::None | Fault::Warmup(_) => {}
-    }
     let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, "")),
@@ -178,7 +170,20 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         let e = RpcError::new(-32700, message);
         json(500, reply_obj(Uv::Null, Some(&e), Uv::Null).to_bytes())
     };
-    let Ok(request) = univalue::parse(&body) else { return Ok(parse_error("Parse error")) };
+    let parsed = univalue::parse(&body);
+    // devnet_fault always gets through, so a test can clear the fault it set.
+    let control = matches!(&parsed, Ok(r) if r.get("method") == Some(&Uv::str("devnet_fault")));
+    let fault = shared.node.lock().unwrap_or_else(|p| p.into_inner()).fault.clone();
+    if !control {
+        match fault {
+            Fault::Busy => return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "Work queue depth exceeded")),
+            Fault::Hang => std::future::pending::<()>().await,
+            Fault::Garbage => return Ok(text(StatusCode::OK, "<html><body>Welcome to nginx!</body></html>")),
+            Fault::Drop => return Err(Dropped),
+            Fault::None | Fault::Warmup(_) => {}
+        }
+    }
+    let Ok(request) = parsed else { return Ok(parse_error("Parse error")) };
     let response = {
         let mut node = shared.node.lock().unwrap_or_else(|p| p.into_inner());
         match &request {

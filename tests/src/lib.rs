@@ -1,1 +1,141 @@
-//! End-to-end tests of the suite (see tests/tests/).
+//! Helpers for the end-to-end tests in tests/: finding the suite's binaries,
+//! running them as child processes (stopped by PID when dropped), reading the
+//! addresses they print, and running real clients such as `dig`.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`, which the
+//! README's test command does); a missing one fails the test with that advice.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Path of one of the suite's binaries, next to the test executable's target dir.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A program that must be installed for a test; fails loudly if it is not.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = PathBuf::from(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("this test needs `{name}` (Debian package {package}); .ci/run installs it — install it and run again");
+}
+
+/// A child process, killed (by its PID) when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl Proc {
+    /// Start `program`; its stderr and stdout lines are collected.
+    pub fn start(program: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut cmd = Command::new(&program);
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.env("RUST_LOG", "warn");
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let (tx, rx) = mpsc::channel();
+        for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Proc { name, child, lines: rx, log: Vec::new() }
+    }
+
+    /// Wait (at most `timeout`) for an output line containing `needle`; returns it.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{} did not print {needle:?} within {timeout:?}; it printed:\n{}",
+                    self.name,
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stop it now (SIGKILL to our own child).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The first `http://host:port/` or `host:port` after `marker` in `line`.
+pub fn addr_after(line: &str, marker: &str) -> String {
+    let rest = &line[line.find(marker).unwrap_or_else(|| panic!("{marker:?} not in {line:?}")) + marker.len()..];
+    let rest = rest.trim_start().trim_start_matches("http://");
+    rest.split(|c: char| c == '/' || c.is_whitespace()).next().unwrap_or("").to_owned()
+}
+
+/// Run a command to completion with a deadline (a test must never hang).
+pub fn run(program: &std::path::Path, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(_status) = child.try_wait().expect("wait") {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{} {args:?} did not finish within {timeout:?}; stderr: {}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -197,6 +197,11 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 }
 
 impl NameEntry {
+    /// Parse a `name_show` result (value as a plain string).
+    pub fn from_reply(v: &Value) -> Result<Self, NvsError> {
+        Self::from_json("name_show", v, ValueType::Raw)
+    }
+
     pub(crate) fn from_json(method: &str, v: &Value, vt: ValueType) -> Result<Self, NvsError> {
         let f = Fields::new(method, v)?;
         Ok(NameEntry {
