@@ -30,6 +30,9 @@ struct Args {
     /// Register the demo verifier and numbers at start (implies --automine).
     #[arg(long)]
     seed_demo: bool,
+    /// Also register N signed numbers +1555000XXXX for benchmarks (needs --seed-demo).
+    #[arg(long, requires = "seed_demo", default_value_t = 0)]
+    seed_numbers: u32,
 }
 
 #[tokio::main]
@@ -80,7 +83,17 @@ async fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         }
+        if args.seed_numbers > 0 {
+            match ness_devnet::seed::seed_numbers(&client, args.seed_numbers).await {
+                Ok(n) => eprintln!("ness-devnet: {n} benchmark numbers registered"),
+                Err(e) => {
+                    eprintln!("ness-devnet: seeding numbers failed: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
     }
+    eprintln!("ness-devnet: ready");
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(t) => t,
         Err(e) => {

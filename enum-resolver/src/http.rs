@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use ness_core::enumer::{
-    AnswerSource, E164, Naptr, NaptrRegexp, ResolveError, Resolver, naptr::sort_naptrs, parse_enumer_name,
+    AnswerSource, E164, EnumAnswer, Naptr, NaptrRegexp, ResolveError, Resolver, naptr::sort_naptrs, parse_enumer_name,
     parse_enumer_value, parse_privatenumer_name, privatenumer::parse_privatenumer_value,
 };
 use ness_core::enumer::registry::{self, RegistryError};
@@ -34,6 +34,9 @@ pub struct App {
     pub cors_origins: Vec<String>,
     pub list_cache: Duration,
     listing: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Listed>>)>>,
+    /// Rendered /enum/lookup replies of cache hits, reused while the resolver
+    /// returns the same answer (keyed by service and the number as given).
+    replies: std::sync::Mutex<lru::LruCache<String, (Arc<EnumAnswer>, Bytes)>>,
 }
 
 impl App {
@@ -45,7 +48,16 @@ impl App {
         cors_origins: Vec<String>,
         list_cache: Duration,
     ) -> Self {
-        App { resolver, node, metrics, register_token, cors_origins, list_cache, listing: Default::default() }
+        App {
+            resolver,
+            node,
+            metrics,
+            register_token,
+            cors_origins,
+            list_cache,
+            listing: Default::default(),
+            replies: std::sync::Mutex::new(lru::LruCache::new(std::num::NonZeroUsize::new(10_000).expect("non-zero"))),
+        }
     }
 }
 
@@ -63,7 +75,11 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 fn reply(status: StatusCode, v: Value) -> Response {
-    let mut r = Response::new(Body::from(to_flask_bytes(&v)));
+    reply_bytes(status, Bytes::from(to_flask_bytes(&v)))
+}
+
+fn reply_bytes(status: StatusCode, body: Bytes) -> Response {
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
@@ -215,6 +231,16 @@ async fn lookup(State(app): State<Arc<App>>, uri: Uri) -> Response {
             return reply(status, json!({"error": e.to_string(), "phone_number": raw, "status": "error"}));
         }
     };
+    let from_cache = looked.source == AnswerSource::Cache;
+    let reply_key = format!("{service}\0{raw}");
+    if from_cache {
+        let mut replies = app.replies.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((a, body)) = replies.get(&reply_key) {
+            if Arc::ptr_eq(a, &looked.answer) {
+                return reply_bytes(StatusCode::OK, body.clone());
+            }
+        }
+    }
     let answer = &looked.answer;
     let Some(best) = answer.best(&service) else {
         return reply(StatusCode::NOT_FOUND, json!({"phone_number": raw, "status": "not_found"}));
@@ -225,9 +251,7 @@ async fn lookup(State(app): State<Arc<App>>, uri: Uri) -> Response {
         AnswerSource::Cache => "cache",
         AnswerSource::Stale(_) => "stale",
     };
-    reply(
-        StatusCode::OK,
-        json!({
+    let body = Bytes::from(to_flask_bytes(&json!({
             "enum_domain": number.e164_arpa(),
             "expires_in": record.map_or(0, |r| r.expires_in),
             "naptr_records": answer.naptrs.iter().map(naptr_json).collect::<Vec<_>>(),
@@ -238,8 +262,11 @@ async fn lookup(State(app): State<Arc<App>>, uri: Uri) -> Response {
             "source": source,
             "status": "success",
             "verified_by": record.and_then(|r| r.signed_by.clone()),
-        }),
-    )
+    })));
+    if from_cache {
+        app.replies.lock().unwrap_or_else(|p| p.into_inner()).put(reply_key, (looked.answer.clone(), body.clone()));
+    }
+    reply_bytes(StatusCode::OK, body)
 }
 
 // ---- /enum/list ------------------------------------------------------------

@@ -47,7 +47,27 @@ fn write(out: &mut Vec<u8>, v: &Value) {
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    for c in s.chars() {
+    // Fast path: runs of printable ASCII other than '"' and '\\' are copied as they are.
+    let bytes = s.as_bytes();
+    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    let mut start = 0;
+    while start < bytes.len() {
+        let run = bytes[start..].iter().position(|&b| !plain(b)).unwrap_or(bytes.len() - start);
+        out.extend_from_slice(&bytes[start..start + run]);
+        start += run;
+        if start == bytes.len() {
+            break;
+        }
+        // One character that needs escaping (a char boundary: plain bytes are ASCII).
+        let c = s[start..].chars().next().expect("non-empty");
+        escape_char(out, c);
+        start += c.len_utf8();
+    }
+    out.push(b'"');
+}
+
+fn escape_char(out: &mut Vec<u8>, c: char) {
+    {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
@@ -65,7 +85,6 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
             c => out.push(c as u8),
         }
     }
-    out.push(b'"');
 }
 
 #[cfg(test)]

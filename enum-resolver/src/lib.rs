@@ -30,15 +30,25 @@ pub struct Running {
     pub resolver: Arc<Resolver<NvsClient>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    udp_stop: Arc<std::sync::atomic::AtomicBool>,
+    udp_threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stop serving and wait for the servers to finish.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        self.udp_stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
+        let threads = self.udp_threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
     }
 }
 
@@ -52,17 +62,6 @@ pub enum StartError {
     Bind { addr: SocketAddr, what: &'static str, source: std::io::Error },
     #[error(transparent)]
     Zone(#[from] dns::ZoneError),
-}
-
-fn udp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_port(true)?;
-    s.set_nonblocking(true)?;
-    let _ = s.set_recv_buffer_size(4 << 20);
-    let _ = s.set_send_buffer_size(4 << 20);
-    s.bind(&addr.into())?;
-    tokio::net::UdpSocket::from_std(s.into())
 }
 
 /// Resolves once shutdown has been asked for.
@@ -104,21 +103,26 @@ pub async fn start(config: &config::Config, node: NodeConfig) -> Result<Running,
     }
 
     let mut dns_addrs = Vec::new();
+    let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut udp_threads = Vec::new();
     if !config.dns.listen.is_empty() {
-        let handler = dns::EnumDns::new(resolver.clone(), &config.dns.zones, metrics.clone())?;
-        let mut server = hickory_server::Server::new(handler);
+        let handler = Arc::new(dns::EnumDns::new(resolver.clone(), &config.dns.zones, metrics.clone())?);
+        let mut server = hickory_server::Server::new(SharedHandler(handler.clone()));
+        let mut udp_sockets = Vec::new();
         for &want in &config.dns.listen {
             let tcp = tokio::net::TcpListener::bind(want)
                 .await
                 .map_err(|source| StartError::Bind { addr: want, what: "DNS/TCP", source })?;
             let addr = tcp.local_addr().map_err(|source| StartError::Bind { addr: want, what: "DNS/TCP", source })?;
-            for _ in 0..config.dns.udp_sockets.max(1) {
-                let udp = udp_socket(addr).map_err(|source| StartError::Bind { addr, what: "DNS/UDP", source })?;
-                server.register_socket(udp);
-            }
+            udp_sockets.extend(
+                dns::udp::bind(addr, config.dns.udp_sockets)
+                    .map_err(|source| StartError::Bind { addr, what: "DNS/UDP", source })?,
+            );
             server.register_listener(tcp, Duration::from_secs(config.dns.tcp_timeout_secs.max(1)), 64);
             dns_addrs.push(addr);
         }
+        udp_threads = dns::udp::serve(udp_sockets, handler, tokio::runtime::Handle::current(), udp_stop.clone())
+            .map_err(|source| StartError::Bind { addr: dns_addrs[0], what: "DNS/UDP threads", source })?;
         let mut rx = rx.clone();
         tasks.push(tokio::spawn(async move {
             tokio::select! {
@@ -129,5 +133,19 @@ pub async fn start(config: &config::Config, node: NodeConfig) -> Result<Running,
             }
         }));
     }
-    Ok(Running { http_addr, dns_addrs, resolver, shutdown, tasks })
+    Ok(Running { http_addr, dns_addrs, resolver, shutdown, tasks, udp_stop, udp_threads })
+}
+
+/// hickory-server owns its handler; ours is shared with the UDP front.
+struct SharedHandler<S>(Arc<dns::EnumDns<S>>);
+
+#[async_trait::async_trait]
+impl<S: ness_core::enumer::NameSource + 'static> hickory_server::server::RequestHandler for SharedHandler<S> {
+    async fn handle_request<R: hickory_server::server::ResponseHandler, T: hickory_server::net::runtime::Time>(
+        &self,
+        request: &hickory_server::server::Request,
+        response_handle: R,
+    ) -> hickory_server::server::ResponseInfo {
+        self.0.handle_request::<R, T>(request, response_handle).await
+    }
 }

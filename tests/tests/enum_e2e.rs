@@ -165,6 +165,10 @@ fn records_registered_with_the_cli_resolve_over_http_and_dns() {
     let (status, body, _) = get(&format!("{}/enum/lookup?number=%2B15551230001", r.http));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "success");
+    assert_eq!(body["source"], "node");
+    let (_, again, _) = get(&format!("{}/enum/lookup?number=%2B15551230001", r.http));
+    let (_, third, _) = get(&format!("{}/enum/lookup?number=%2B15551230001", r.http));
+    assert_eq!((again["source"].as_str(), &third), (Some("cache"), &again), "a replayed reply equals the rendered one");
     assert_eq!(body["sip_uri"], "sip:first@primary.example");
     assert_eq!(body["phone_number"], "+15551230001");
     assert_eq!(body["enum_domain"], "1.0.0.0.3.2.1.5.5.5.1.e164.arpa");
@@ -207,6 +211,16 @@ fn records_registered_with_the_cli_resolve_over_http_and_dns() {
     assert!(dig(port, &["NAPTR", "example.com"]).contains("status: REFUSED"));
     let nodata = dig(port, &["A", "1.0.0.0.3.2.1.5.5.5.1.e164.arpa"]);
     assert!(nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0"), "{nodata}");
+
+    // Replayed answers (UDP front): the question comes back in the asker's case,
+    // and a change on the chain shows once the answer's TTL (capped at 2 s) ends.
+    let upper = dig(port, &["NAPTR", "1.0.0.0.3.2.1.5.5.5.1.E164.ARPA"]);
+    assert!(upper.contains(";1.0.0.0.3.2.1.5.5.5.1.E164.ARPA."), "{upper}");
+    assert_eq!(naptr_lines(&upper).len(), 3, "{upper}");
+    ness_ok(&url, &["verifier", "revoke", "enum:15551230001:1"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let after = dig(port, &["NAPTR", "1.0.0.0.3.2.1.5.5.5.1.e164.arpa"]);
+    assert_eq!(naptr_lines(&after).len(), 2, "the revoked record's NAPTR must be gone: {after}");
 
     // Too big for UDP: TC set without EDNS; dig then retries over TCP and gets all.
     let truncated = dig(port, &["+noedns", "+ignore", "NAPTR", "4.0.0.0.3.2.1.5.5.5.1.e164.arpa"]);

@@ -26,7 +26,8 @@ pub struct CacheEntry {
 /// Result of a cache read.
 #[derive(Clone, Debug)]
 pub enum CacheRead {
-    Fresh(Arc<EnumAnswer>),
+    /// Within its TTL, which ends at the given instant.
+    Fresh(Arc<EnumAnswer>, Instant),
     /// Past its TTL but still within the stale period.
     Stale(Arc<EnumAnswer>),
     Miss,
@@ -57,7 +58,7 @@ impl AnswerCache {
         let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         let Some(entry) = shard.get(key) else { return CacheRead::Miss };
         if now < entry.fresh_until {
-            CacheRead::Fresh(entry.answer.clone())
+            CacheRead::Fresh(entry.answer.clone(), entry.fresh_until)
         } else if now < entry.stale_until {
             CacheRead::Stale(entry.answer.clone())
         } else {
@@ -109,7 +110,7 @@ mod tests {
         let c = AnswerCache::new(100);
         let t0 = Instant::now();
         c.insert("1555", empty(), t0, Duration::from_secs(10), Duration::from_secs(5));
-        assert!(matches!(c.get("1555", t0 + Duration::from_secs(9)), CacheRead::Fresh(_)));
+        assert!(matches!(c.get("1555", t0 + Duration::from_secs(9)), CacheRead::Fresh(..)));
         assert!(matches!(c.get("1555", t0 + Duration::from_secs(12)), CacheRead::Stale(_)));
         assert!(matches!(c.get("1555", t0 + Duration::from_secs(15)), CacheRead::Miss));
         assert!(c.is_empty());

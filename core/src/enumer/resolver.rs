@@ -93,6 +93,9 @@ pub enum AnswerSource {
 pub struct Lookup {
     pub answer: Arc<EnumAnswer>,
     pub source: AnswerSource,
+    /// Until when the cache holds this answer as fresh (None for a stale answer):
+    /// a server may reuse anything derived from it until then.
+    pub fresh_until: Option<Instant>,
 }
 
 /// Counters, readable at any time.
@@ -147,7 +150,7 @@ fn bump(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
 
-type Shared = Arc<OnceCell<Result<Arc<EnumAnswer>, ResolveError>>>;
+type Shared = Arc<OnceCell<Result<(Arc<EnumAnswer>, Instant), ResolveError>>>;
 
 pub struct Resolver<S> {
     source: S,
@@ -196,7 +199,7 @@ impl<S: NameSource> Resolver<S> {
     /// HTTP servers and of SIP workers.
     pub fn cached(&self, number: &E164) -> Option<Arc<EnumAnswer>> {
         match self.cache.get(number.digits(), Instant::now()) {
-            CacheRead::Fresh(a) => Some(a),
+            CacheRead::Fresh(a, _) => Some(a),
             _ => None,
         }
     }
@@ -205,12 +208,12 @@ impl<S: NameSource> Resolver<S> {
     pub async fn lookup(&self, number: &E164) -> Result<Lookup, ResolveError> {
         bump(&self.stats.lookups);
         let stale = match self.cache.get(number.digits(), Instant::now()) {
-            CacheRead::Fresh(answer) => {
+            CacheRead::Fresh(answer, until) => {
                 bump(&self.stats.cache_hits);
                 if !answer.is_found() {
                     bump(&self.stats.negative_hits);
                 }
-                return Ok(Lookup { answer, source: AnswerSource::Cache });
+                return Ok(Lookup { answer, source: AnswerSource::Cache, fresh_until: Some(until) });
             }
             CacheRead::Stale(answer) => Some(answer),
             CacheRead::Miss => None,
@@ -218,7 +221,7 @@ impl<S: NameSource> Resolver<S> {
 
         let result = self.fetch_shared(number).await;
         match result {
-            Ok(answer) => Ok(Lookup { answer, source: AnswerSource::Node }),
+            Ok((answer, until)) => Ok(Lookup { answer, source: AnswerSource::Node, fresh_until: Some(until) }),
             Err(e) => {
                 match &e {
                     ResolveError::Deadline(_) => bump(&self.stats.deadlines),
@@ -227,7 +230,7 @@ impl<S: NameSource> Resolver<S> {
                 match stale {
                     Some(answer) if self.config.serve_stale => {
                         bump(&self.stats.stale_answers);
-                        Ok(Lookup { answer, source: AnswerSource::Stale(e) })
+                        Ok(Lookup { answer, source: AnswerSource::Stale(e), fresh_until: None })
                     }
                     _ => Err(e),
                 }
@@ -236,7 +239,7 @@ impl<S: NameSource> Resolver<S> {
     }
 
     /// Read the node for `number`, sharing the work with concurrent callers.
-    async fn fetch_shared(&self, number: &E164) -> Result<Arc<EnumAnswer>, ResolveError> {
+    async fn fetch_shared(&self, number: &E164) -> Result<(Arc<EnumAnswer>, Instant), ResolveError> {
         let key: Box<str> = number.digits().into();
         let cell: Shared = self
             .in_flight
@@ -249,20 +252,21 @@ impl<S: NameSource> Resolver<S> {
             .get_or_init(|| async {
                 bump(&self.stats.node_lookups);
                 let deadline = self.config.lookup_timeout;
-                let r = match tokio::time::timeout(deadline, self.fetch(number)).await {
-                    Ok(Ok(answer)) => Ok(Arc::new(answer)),
+                match tokio::time::timeout(deadline, self.fetch(number)).await {
+                    Ok(Ok(answer)) => {
+                        let answer = Arc::new(answer);
+                        let ttl = if answer.is_found() {
+                            Duration::from_secs(u64::from(answer.ttl().unwrap_or(0))).min(self.config.ttl_cap)
+                        } else {
+                            self.config.negative_ttl
+                        };
+                        let now = Instant::now();
+                        self.cache.insert(number.digits(), answer.clone(), now, ttl, self.config.stale_ttl);
+                        Ok((answer, now + ttl))
+                    }
                     Ok(Err(e)) => Err(ResolveError::Node(e)),
                     Err(_) => Err(ResolveError::Deadline(deadline)),
-                };
-                if let Ok(answer) = &r {
-                    let ttl = if answer.is_found() {
-                        Duration::from_secs(u64::from(answer.ttl().unwrap_or(0))).min(self.config.ttl_cap)
-                    } else {
-                        self.config.negative_ttl
-                    };
-                    self.cache.insert(number.digits(), answer.clone(), Instant::now(), ttl, self.config.stale_ttl);
                 }
-                r
             })
             .await
             .clone();
