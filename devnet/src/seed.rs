@@ -77,9 +77,10 @@ pub async fn seed_demo(client: &NvsClient) -> Result<SeedReport, NvsError> {
         .name_new(&format!("srl:enum-{bucket:02x}"), &NameValue::from(revoked), 365, Some(&verifier_address))
         .await?;
 
+    let legacy = ness_core::enumer::E164::parse("+15550000001").expect("a valid number").privatenumer_name();
     client
         .name_new(
-            "enum:1.0.0.0.0.0.5.5.5.1.e164.arpa",
+            &legacy,
             &NameValue::from("\"!^.*$!sip:legacy@privatenumer.example!\"|\"!^.*$!sip:backup@privatenumer.example!\""),
             365,
             None,

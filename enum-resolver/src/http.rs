@@ -71,8 +71,15 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), cors_and_count))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("an HTTP handler panicked; answered 500");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error (logged)")
+        }))
         .with_state(app)
 }
+
+/// Largest `/enum/register` body accepted.
+const MAX_REGISTER_BODY: usize = 64 * 1024;
 
 fn reply(status: StatusCode, v: Value) -> Response {
     reply_bytes(status, Bytes::from(to_flask_bytes(&v)))
@@ -392,7 +399,7 @@ fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
     given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
-async fn register(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn register(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let Some(token) = &app.register_token else {
         return error(StatusCode::FORBIDDEN, "Registration is disabled on this resolver (no register_token configured)");
     };
@@ -408,6 +415,10 @@ async fn register(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     if !json_type {
         return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
     }
+    let body = match axum::body::to_bytes(body, MAX_REGISTER_BODY).await {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_REGISTER_BODY} bytes")),
+    };
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("Malformed JSON body: {e}")),
