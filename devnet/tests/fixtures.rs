@@ -580,11 +580,22 @@ async fn randpay(r: &mut Replay) {
     let hex = r.rpc_str(Some("payer"), "randpay_mktx", json!([chap, 60, 2])).await;
     r.check("randpay_accept.bad_flags_type.error.json", Some(json!([hex, "3"]))).await;
 
-    // Lock almost all of the payer's coins with one ticket; the next one finds too
-    // few unlocked coins (-4, not -6).
+    // Lock the payer's coins with outstanding tickets until fewer than 15 EMC are
+    // free (earlier losing tickets may hold some already): a 20 EMC ticket then
+    // finds too few unlocked coins although the balance covers it (-4, not -6).
+    let mut locked_out = false;
+    for _ in 0..1000 {
+        let reply = r.raw_call(Some("payer"), "randpay_mktx", json!(["15:1000000:1234567890abcdef1234567890abcdef12345678", 60, 2])).await;
+        let Reply::Http { body, .. } = reply else { panic!("randpay_mktx: no reply") };
+        let v = univalue::parse(&body[..body.len() - 1]).unwrap();
+        if v.get("error").and_then(|e| e.get("code")) == Some(&Uv::int(-4)) {
+            locked_out = true;
+            break;
+        }
+    }
+    assert!(locked_out, "the payer's coins never ran out");
     let balance = r.rpc(Some("payer"), "getbalance", json!([])).await.as_f64().unwrap();
-    let big = format!("{}:1000000:1234567890abcdef1234567890abcdef12345678", (balance - 10.0).floor());
-    r.rpc(Some("payer"), "randpay_mktx", json!([big, 15, 2])).await;
+    assert!(balance >= 20.0, "the fixture needs a balance above the ticket (got {balance})");
     r.check("randpay_mktx.funds_locked.error.json", None).await;
 }
 

@@ -119,11 +119,10 @@ fn worker<S: NameSource + 'static>(
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) {
-    let mut buf = [0u8; 4096];
-    let mut out = Vec::with_capacity(4096);
+    let mut io = mmsg::Batch::new();
     while !stop.load(Ordering::Relaxed) {
-        let (len, peer) = match socket.recv_from(&mut buf) {
-            Ok(x) => x,
+        let received = match io.receive(socket) {
+            Ok(n) => n,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => continue,
             Err(e) => {
                 tracing::warn!("DNS UDP receive failed: {e}");
@@ -131,36 +130,179 @@ fn worker<S: NameSource + 'static>(
                 continue;
             }
         };
-        if peer.port() == 0 {
-            continue; // cannot be answered
-        }
-        let query = &buf[..len];
-        let key = query_key(query);
-        if let Some(k) = &key {
-            if let Some(cached) = cache.get(&k.key, Instant::now()) {
-                out.clear();
-                out.extend_from_slice(&cached);
-                if patch_response(&mut out, query, k.question_end) {
-                    let _ = socket.send_to(&out, peer);
-                    if let Some(r) = rcode(&out) {
+        let now = Instant::now();
+        for i in 0..received {
+            let Some(peer) = io.peer(i) else { continue };
+            if peer.port() == 0 {
+                continue; // cannot be answered
+            }
+            let key = query_key(io.query(i));
+            if let Some(k) = &key {
+                if let Some(cached) = cache.get(&k.key, now) {
+                    if let Some(r) = io.queue_reply(i, &cached, k.question_end) {
                         hits.by_rcode[usize::from(r)].inc();
+                        continue;
                     }
-                    continue;
                 }
+            }
+            // Full path, off this thread.
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else { continue };
+            let (socket, dns, cache, raw) = (socket.clone(), dns.clone(), cache.clone(), io.query(i).to_vec());
+            runtime.spawn(async move {
+                let _permit = permit;
+                if let Some((bytes, same_until)) = dns.respond_udp(&raw, peer).await {
+                    let _ = socket.send_to(&bytes, peer);
+                    if let (Some(k), Some(until)) = (key, same_until) {
+                        cache.insert(k.key, Bytes::from(bytes), until);
+                    }
+                }
+            });
+        }
+        io.send_queued(socket);
+    }
+}
+
+/// Batched datagram I/O with recvmmsg/sendmmsg: one system call for up to
+/// [`mmsg::BATCH`] queries and one for their replies, as nsd does.
+mod mmsg {
+    use std::net::{SocketAddr, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    use super::{patch_response, rcode};
+
+    pub const BATCH: usize = 32;
+    const QUERY_MAX: usize = 2048;
+    const REPLY_MAX: usize = 4096;
+
+    pub struct Batch {
+        queries: Vec<[u8; QUERY_MAX]>,
+        lens: [usize; BATCH],
+        addrs: Vec<libc::sockaddr_storage>,
+        addr_lens: [libc::socklen_t; BATCH],
+        replies: Vec<[u8; REPLY_MAX]>,
+        /// (query index, reply length) of replies waiting to be sent.
+        queued: Vec<(usize, usize)>,
+    }
+
+    impl Batch {
+        pub fn new() -> Self {
+            Batch {
+                queries: vec![[0u8; QUERY_MAX]; BATCH],
+                lens: [0; BATCH],
+                // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+                addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+                addr_lens: [0; BATCH],
+                replies: vec![[0u8; REPLY_MAX]; BATCH],
+                queued: Vec::with_capacity(BATCH),
             }
         }
-        // Full path, off this thread.
-        let Ok(permit) = in_flight.clone().try_acquire_owned() else { continue };
-        let (socket, dns, cache, raw) = (socket.clone(), dns.clone(), cache.clone(), query.to_vec());
-        runtime.spawn(async move {
-            let _permit = permit;
-            if let Some((bytes, same_until)) = dns.respond_udp(&raw, peer).await {
-                let _ = socket.send_to(&bytes, peer);
-                if let (Some(k), Some(until)) = (key, same_until) {
-                    cache.insert(k.key, Bytes::from(bytes), until);
+
+        /// Wait (up to the socket's read timeout) for at least one datagram and take
+        /// every one already there, up to BATCH. Returns how many.
+        pub fn receive(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+            // SAFETY: iovec/mmsghdr are plain old data; zeroed is valid before filling in.
+            let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for i in 0..BATCH {
+                iov[i].iov_base = self.queries[i].as_mut_ptr().cast();
+                iov[i].iov_len = QUERY_MAX;
+                hdrs[i].msg_hdr.msg_name = (&raw mut self.addrs[i]).cast();
+                hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                hdrs[i].msg_hdr.msg_iov = &raw mut iov[i];
+                hdrs[i].msg_hdr.msg_iovlen = 1;
+            }
+            // SAFETY: every pointer in hdrs points into buffers owned by self or by this
+            // frame, alive and unmoved for the duration of the call; lengths match.
+            let n = unsafe {
+                libc::recvmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut())
+            };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = n as usize;
+            for i in 0..n {
+                self.lens[i] = (hdrs[i].msg_len as usize).min(QUERY_MAX);
+                self.addr_lens[i] = hdrs[i].msg_hdr.msg_namelen;
+                // A datagram longer than the buffer was cut: not a query we can answer.
+                if hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                    self.lens[i] = 0;
                 }
             }
-        });
+            Ok(n)
+        }
+
+        pub fn query(&self, i: usize) -> &[u8] {
+            &self.queries[i][..self.lens[i]]
+        }
+
+        pub fn peer(&self, i: usize) -> Option<SocketAddr> {
+            if self.lens[i] == 0 {
+                return None;
+            }
+            let storage = &self.addrs[i];
+            let len = self.addr_lens[i] as usize;
+            match i32::from(storage.ss_family) {
+                libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+                    // SAFETY: the kernel wrote a sockaddr_in (family AF_INET, length checked).
+                    let a: &libc::sockaddr_in = unsafe { &*(storage as *const libc::sockaddr_storage).cast() };
+                    let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                    Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+                }
+                libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+                    // SAFETY: as above, for sockaddr_in6.
+                    let a: &libc::sockaddr_in6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast() };
+                    let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+                    Some(SocketAddr::V6(std::net::SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+                }
+                _ => None,
+            }
+        }
+
+        /// Queue `cached`, patched for query `i`, as its reply. Returns its RCODE.
+        pub fn queue_reply(&mut self, i: usize, cached: &[u8], question_end: usize) -> Option<u8> {
+            if cached.len() > REPLY_MAX {
+                return None;
+            }
+            let out = &mut self.replies[self.queued.len()][..cached.len()];
+            out.copy_from_slice(cached);
+            if !patch_response(out, &self.queries[i][..self.lens[i]], question_end) {
+                return None;
+            }
+            let r = rcode(out);
+            self.queued.push((i, cached.len()));
+            r
+        }
+
+        /// Send every queued reply (one system call for the lot).
+        pub fn send_queued(&mut self, socket: &UdpSocket) {
+            let count = self.queued.len();
+            if count == 0 {
+                return;
+            }
+            // SAFETY: as in receive.
+            let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for (j, &(i, len)) in self.queued.iter().enumerate() {
+                iov[j].iov_base = self.replies[j].as_mut_ptr().cast();
+                iov[j].iov_len = len;
+                hdrs[j].msg_hdr.msg_name = (&raw mut self.addrs[i]).cast();
+                hdrs[j].msg_hdr.msg_namelen = self.addr_lens[i];
+                hdrs[j].msg_hdr.msg_iov = &raw mut iov[j];
+                hdrs[j].msg_hdr.msg_iovlen = 1;
+            }
+            let mut sent = 0;
+            while sent < count {
+                // SAFETY: pointers into self and this frame, alive for the call.
+                let n = unsafe {
+                    libc::sendmmsg(socket.as_raw_fd(), hdrs[sent..].as_mut_ptr(), (count - sent) as u32, 0)
+                };
+                if n <= 0 {
+                    break; // UDP: a reply that cannot be sent now is lost, as on any server
+                }
+                sent += n as usize;
+            }
+            self.queued.clear();
+        }
     }
 }
 
