@@ -4,8 +4,11 @@
 //!
 //! - [`emercoin`]: addresses, keys and message signatures of the Emercoin chain;
 //! - [`nvs`]: the emercoind JSON-RPC client (Name-Value Storage and friends);
-//! - [`enumer`]: ENUM over NVS — numbers, ENUMER records, NAPTR, trust, the resolver.
+//! - [`enumer`]: ENUM over NVS — numbers, ENUMER records, NAPTR, trust, the resolver,
+//!   and the fork targets a proxy derives from an answer;
+//! - [`settings`]: the settings the PBX modules take, parsed the same way for every host.
 
 pub mod emercoin;
 pub mod enumer;
 pub mod nvs;
+pub mod settings;

@@ -17,6 +17,7 @@ pub mod privatenumer;
 pub mod record;
 pub mod registry;
 pub mod resolver;
+pub mod route;
 pub mod source;
 pub mod trust;
 

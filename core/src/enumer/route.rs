@@ -1,0 +1,98 @@
+//! From an answer to the targets a SIP proxy forks to.
+//!
+//! RFC 3403 §4.1 and RFC 6116 §3.4: a client takes the NAPTRs of the lowest
+//! order that it can use (here: that offer the service and whose regexp matched
+//! the number) and never looks at a higher order while a lower one is usable —
+//! order groups are not a failover list. Within the group, preference ranks the
+//! targets. Kamailio expresses the ranking as q values: like the stock `enum`
+//! module the first target gets q = 0.990 and q drops by 0.010 at each worse
+//! preference (equal preferences share a q, so tm forks to them in parallel);
+//! unlike it, targets from higher order groups are never added.
+
+use super::answer::EnumAnswer;
+
+/// q of the best target, in thousandths (Kamailio's qvalue_t).
+pub const FIRST_Q: i32 = 990;
+/// q drop per worse preference.
+pub const Q_STEP: i32 = 10;
+
+/// One fork target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub uri: String,
+    /// Thousandths, as Kamailio's qvalue_t.
+    pub q: i32,
+    pub order: u16,
+    pub preference: u16,
+}
+
+/// The targets for `service` (see `Naptr::offers`), best first.
+pub fn targets(answer: &EnumAnswer, service: &str) -> Vec<Target> {
+    let mut routes = answer.routes(service).peekable();
+    let Some(order) = routes.peek().map(|n| n.order) else { return Vec::new() };
+    let mut out: Vec<Target> = Vec::new();
+    for n in routes.take_while(|n| n.order == order) {
+        let q = match out.last() {
+            None => FIRST_Q,
+            Some(prev) if prev.preference == n.preference => prev.q,
+            Some(prev) => (prev.q - Q_STEP).max(0),
+        };
+        let uri = n.uri.clone().unwrap_or_default();
+        out.push(Target { uri, q, order: n.order, preference: n.preference });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enumer::naptr::{Naptr, NaptrRegexp};
+    use crate::enumer::E164;
+
+    fn answer(rows: &[(u16, u16, &str, &str)]) -> EnumAnswer {
+        let number = E164::parse("+15551234567").unwrap();
+        let mut a = EnumAnswer::empty(number.clone());
+        for (order, preference, service, regexp) in rows {
+            let re = NaptrRegexp::parse(regexp).unwrap();
+            a.naptrs.push(Naptr {
+                order: *order,
+                preference: *preference,
+                flags: "u".into(),
+                service: (*service).into(),
+                uri: re.apply(&number.aus()),
+                regexp: re,
+                ttl: 60,
+                record: 0,
+            });
+        }
+        crate::enumer::naptr::sort_naptrs(&mut a.naptrs);
+        a
+    }
+
+    #[test]
+    fn lowest_usable_order_group_only_with_q_by_preference() {
+        let a = answer(&[
+            (200, 10, "E2U+sip", "!^.*$!sip:later@x!"),
+            (100, 20, "E2U+sip", "!^.*$!sip:b@x!"),
+            (100, 10, "E2U+sip", "!^.*$!sip:a@x!"),
+            (100, 20, "E2U+sip", "!^.*$!sip:b2@x!"),
+            (100, 30, "E2U+sip", "!^.*$!sip:c@x!"),
+        ]);
+        let t = targets(&a, "sip");
+        let got: Vec<(&str, i32)> = t.iter().map(|t| (t.uri.as_str(), t.q)).collect();
+        assert_eq!(got, [("sip:a@x", 990), ("sip:b@x", 980), ("sip:b2@x", 980), ("sip:c@x", 970)]);
+    }
+
+    #[test]
+    fn unusable_lower_orders_are_skipped() {
+        let a = answer(&[
+            (10, 10, "E2U+iax2", "!^.*$!iax2:a@x!"),
+            (50, 10, "E2U+sip", "!^\\+44(.*)$!sip:\\1@uk!"), // does not match +1…
+            (100, 10, "E2U+sip", "!^\\+1(.*)$!sip:\\1@us!"),
+            (200, 10, "E2U+sip", "!^.*$!sip:z@x!"),
+        ]);
+        assert_eq!(targets(&a, "sip"), [Target { uri: "sip:5551234567@us".into(), q: 990, order: 100, preference: 10 }]);
+        assert_eq!(targets(&a, "iax2")[0].uri, "iax2:a@x");
+        assert!(targets(&a, "h323").is_empty());
+    }
+}
