@@ -1,5 +1,275 @@
-//! privateness.so for Kamailio (issue: "Kamailio module privateness.so").
+//! privateness.so: ENUM routing from Emercoin NVS inside Kamailio.
 //!
-//! Not built yet. This crate will be a thin FFI shell over `ness-core`: the
-//! `module_exports` tables, script and KEMI functions (`emc_enum_query()` …), RPC
-//! commands and panic fences, and nothing else. See shared/docs/kamailio-abi.md.
+//! A thin FFI shell over ness-core: the tables Kamailio reads (`exports`, the
+//! version strings, KEMI), modparam setters, script functions, RPC commands and
+//! panic fences. Resolution, trust, caching and fork targets are ness-core's.
+//! See README.md for parameters, functions and RPC; shared/docs/kamailio-abi.md
+//! for the interface facts.
+#![allow(clippy::missing_safety_doc)]
+
+mod ffi;
+mod host;
+mod log;
+mod rpc;
+mod script;
+mod worker;
+
+use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
+use std::ptr;
+
+use ffi::{
+    BRANCH_ROUTE, FAILURE_ROUTE, Ffi, PARAM_INT, PARAM_STRING, PARAM_USE_FUNC, REQUEST_ROUTE, SR_KEMIP_INT,
+    SR_KEMIP_NONE, SR_KEMIP_STR, SR_KEMIP_XVAL, cmd_export_t, module_exports, param_export_t, rpc_export_t, sr_kemi_t,
+    str_t,
+};
+use log::{MOD_NAME, fence, kerr, kinfo};
+use worker::{CONFIG, SETTINGS};
+
+// ---- version symbols (checked by the core before anything else) --------------
+
+const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("NESS_KAMAILIO_MODULE_VERSION"), "\0").as_bytes()) {
+    Ok(s) => s,
+    Err(_) => panic!("bad module version string"),
+};
+const FLAGS: &CStr = match CStr::from_bytes_with_nul(concat!(env!("NESS_KAMAILIO_MODULE_FLAGS"), "\0").as_bytes()) {
+    Ok(s) => s,
+    Err(_) => panic!("bad module flags string"),
+};
+
+#[unsafe(no_mangle)]
+pub static module_version: Ffi<*const c_char> = Ffi(VERSION.as_ptr());
+#[unsafe(no_mangle)]
+pub static module_flags: Ffi<*const c_char> = Ffi(FLAGS.as_ptr());
+#[unsafe(no_mangle)]
+pub static module_interface_ver: c_uint = 4;
+
+// ---- modparams ---------------------------------------------------------------
+
+/// Apply one modparam (main process, while the cfg is parsed). Returns < 0 to
+/// make Kamailio refuse the cfg.
+unsafe fn set_param(key: &str, ptype: c_uint, val: *mut c_void) -> c_int {
+    let text = if ptype & PARAM_INT != 0 {
+        (val as isize).to_string()
+    } else if !val.is_null() {
+        // SAFETY: for PARAM_STRING the core passes a NUL-terminated string.
+        unsafe { CStr::from_ptr(val as *const c_char) }.to_string_lossy().into_owned()
+    } else {
+        String::new()
+    };
+    let mut settings = SETTINGS.lock().unwrap_or_else(|p| p.into_inner());
+    match settings.set(key, &text) {
+        Ok(()) => 0,
+        Err(e) => {
+            kerr!("modparam: {e}");
+            -1
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($fname:ident => $key:literal),* $(,)?) => {
+        $(
+            unsafe extern "C" fn $fname(ptype: c_uint, val: *mut c_void) -> c_int {
+                fence(concat!("modparam ", $key), -1, || unsafe { set_param($key, ptype, val) })
+            }
+        )*
+    };
+}
+
+setters! {
+    p_node_url => "node_url",
+    p_emercoin_conf => "emercoin_conf",
+    p_rpc_user => "rpc_user",
+    p_rpc_password => "rpc_password",
+    p_cookie_file => "cookie_file",
+    p_timeout_ms => "timeout_ms",
+    p_lookup_timeout_ms => "lookup_timeout_ms",
+    p_cache_size => "cache_size",
+    p_ttl_cap => "ttl_cap",
+    p_negative_ttl => "negative_ttl",
+    p_stale_ttl => "stale_ttl",
+    p_verifiers => "verifiers",
+    p_require_signature => "require_signature",
+    p_privatenumer_layout => "privatenumer_layout",
+    p_max_records => "max_records",
+    p_on_node_failure => "on_node_failure",
+}
+
+const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> param_export_t {
+    param_export_t { name: name.as_ptr(), type_: type_ | PARAM_USE_FUNC, param_pointer: f as *mut c_void }
+}
+
+const S: c_uint = PARAM_STRING;
+const I: c_uint = PARAM_INT;
+
+static PARAMS: Ffi<[param_export_t; 24]> = Ffi([
+    param(c"node_url", S, p_node_url),
+    param(c"emercoin_conf", S, p_emercoin_conf),
+    param(c"rpc_user", S, p_rpc_user),
+    param(c"rpc_password", S, p_rpc_password),
+    param(c"cookie_file", S, p_cookie_file),
+    param(c"timeout_ms", I, p_timeout_ms),
+    param(c"lookup_timeout_ms", I, p_lookup_timeout_ms),
+    param(c"cache_size", I, p_cache_size),
+    param(c"ttl_cap", I, p_ttl_cap),
+    param(c"negative_ttl", I, p_negative_ttl),
+    param(c"stale_ttl", I, p_stale_ttl),
+    param(c"verifiers", S, p_verifiers),
+    param(c"require_signature", I, p_require_signature),
+    param(c"privatenumer_layout", I, p_privatenumer_layout),
+    param(c"max_records", I, p_max_records),
+    param(c"on_node_failure", S, p_on_node_failure),
+    // Numbers may also be written as strings ("500").
+    param(c"timeout_ms", S, p_timeout_ms),
+    param(c"lookup_timeout_ms", S, p_lookup_timeout_ms),
+    param(c"cache_size", S, p_cache_size),
+    param(c"ttl_cap", S, p_ttl_cap),
+    param(c"negative_ttl", S, p_negative_ttl),
+    param(c"stale_ttl", S, p_stale_ttl),
+    param(c"max_records", S, p_max_records),
+    param_export_t { name: ptr::null(), type_: 0, param_pointer: ptr::null_mut() },
+]);
+
+// ---- script functions ------------------------------------------------------------
+
+const ROUTES: c_uint = REQUEST_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE;
+
+const fn cmd(name: &'static CStr, f: *const c_void, n: c_int, fixup: Option<ffi::fixup_function>, free: Option<ffi::fixup_function>) -> cmd_export_t {
+    cmd_export_t { name: name.as_ptr(), function: f, param_no: n, fixup, free_fixup: free, flags: ROUTES }
+}
+
+static CMDS: Ffi<[cmd_export_t; 11]> = Ffi([
+    cmd(c"emc_enum_query", script::w_enum_query0 as *const c_void, 0, None, None),
+    cmd(c"emc_enum_query", script::w_enum_query1 as *const c_void, 1, Some(ffi::fixup_spve_null), Some(ffi::fixup_free_spve_null)),
+    cmd(c"emc_enum_query", script::w_enum_query2 as *const c_void, 2, Some(ffi::fixup_spve_spve), Some(ffi::fixup_free_spve_spve)),
+    cmd(c"emc_enum_pv_query", script::w_enum_pv_query1 as *const c_void, 1, Some(ffi::fixup_spve_null), Some(ffi::fixup_free_spve_null)),
+    cmd(c"emc_enum_pv_query", script::w_enum_pv_query2 as *const c_void, 2, Some(ffi::fixup_spve_spve), Some(ffi::fixup_free_spve_spve)),
+    cmd(c"emc_enum_pv_query", script::w_enum_pv_query3 as *const c_void, 3, Some(ffi::fixup_spve_all), Some(ffi::fixup_free_spve_all)),
+    cmd(c"emc_is_from_user_enum", script::w_is_from_user_enum0 as *const c_void, 0, None, None),
+    cmd(c"emc_is_from_user_enum", script::w_is_from_user_enum1 as *const c_void, 1, Some(ffi::fixup_spve_null), Some(ffi::fixup_free_spve_null)),
+    cmd(c"emc_is_from_user_enum", script::w_is_from_user_enum2 as *const c_void, 2, Some(ffi::fixup_spve_spve), Some(ffi::fixup_free_spve_spve)),
+    cmd(c"emc_nvs_get", script::w_nvs_get as *const c_void, 2, Some(script::fixup_nvs_get), Some(script::fixup_free_nvs_get)),
+    cmd_export_t { name: ptr::null(), function: ptr::null(), param_no: 0, fixup: None, free_fixup: None, flags: 0 },
+]);
+
+// ---- KEMI ----------------------------------------------------------------------
+
+const fn kemi(fname: &'static CStr, rtype: c_int, func: *const c_void, ptypes: [c_int; 6]) -> sr_kemi_t {
+    sr_kemi_t { mname: str_t::lit(MOD_NAME), fname: str_t::lit(fname), rtype, func, ptypes }
+}
+const N: c_int = SR_KEMIP_NONE;
+const ST: c_int = SR_KEMIP_STR;
+
+static KEMI: Ffi<[sr_kemi_t; 12]> = Ffi([
+    kemi(c"emc_enum_query", SR_KEMIP_INT, script::ki_enum_query as *const c_void, [N; 6]),
+    kemi(c"emc_enum_query_suffix", SR_KEMIP_INT, script::ki_enum_query_suffix as *const c_void, [ST, N, N, N, N, N]),
+    kemi(c"emc_enum_query_suffix_service", SR_KEMIP_INT, script::ki_enum_query_suffix_service as *const c_void, [ST, ST, N, N, N, N]),
+    kemi(c"emc_enum_pv_query", SR_KEMIP_INT, script::ki_enum_pv_query as *const c_void, [ST, N, N, N, N, N]),
+    kemi(c"emc_enum_pv_query_suffix", SR_KEMIP_INT, script::ki_enum_pv_query_suffix as *const c_void, [ST, ST, N, N, N, N]),
+    kemi(c"emc_enum_pv_query_suffix_service", SR_KEMIP_INT, script::ki_enum_pv_query_suffix_service as *const c_void, [ST, ST, ST, N, N, N]),
+    kemi(c"emc_is_from_user_enum", SR_KEMIP_INT, script::ki_is_from_user_enum as *const c_void, [N; 6]),
+    kemi(c"emc_is_from_user_enum_suffix", SR_KEMIP_INT, script::ki_is_from_user_enum_suffix as *const c_void, [ST, N, N, N, N, N]),
+    kemi(c"emc_is_from_user_enum_suffix_service", SR_KEMIP_INT, script::ki_is_from_user_enum_suffix_service as *const c_void, [ST, ST, N, N, N, N]),
+    kemi(c"emc_nvs_get", SR_KEMIP_INT, script::ki_nvs_get as *const c_void, [ST, ST, N, N, N, N]),
+    kemi(c"emc_nvs_value", SR_KEMIP_XVAL, script::ki_nvs_value as *const c_void, [ST, N, N, N, N, N]),
+    sr_kemi_t { mname: str_t::NULL, fname: str_t::NULL, rtype: 0, func: ptr::null(), ptypes: [N; 6] },
+]);
+
+// ---- RPC -------------------------------------------------------------------------
+
+static DOC_STATUS: Ffi<[*const c_char; 2]> = Ffi([c"Node reachability, lookups, cache hit rate, errors".as_ptr(), ptr::null()]);
+static DOC_LOOKUP: Ffi<[*const c_char; 2]> = Ffi([c"Resolve a number: privateness.lookup +15551234567".as_ptr(), ptr::null()]);
+static DOC_FLUSH: Ffi<[*const c_char; 2]> = Ffi([c"Empty the ENUM cache of every process".as_ptr(), ptr::null()]);
+
+static RPC: Ffi<[rpc_export_t; 4]> = Ffi([
+    rpc_export_t { name: c"privateness.status".as_ptr(), function: Some(rpc::rpc_status), doc_str: DOC_STATUS.0.as_ptr(), flags: 0 },
+    rpc_export_t { name: c"privateness.lookup".as_ptr(), function: Some(rpc::rpc_lookup), doc_str: DOC_LOOKUP.0.as_ptr(), flags: 0 },
+    rpc_export_t { name: c"privateness.cache_flush".as_ptr(), function: Some(rpc::rpc_cache_flush), doc_str: DOC_FLUSH.0.as_ptr(), flags: 0 },
+    rpc_export_t { name: ptr::null(), function: None, doc_str: ptr::null(), flags: 0 },
+]);
+
+// ---- life cycle ------------------------------------------------------------------
+
+/// Right after dlopen and the version check: register the KEMI exports.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mod_register(_path: *mut c_char, _dlflags: *mut c_int, _r1: *mut c_void, _r2: *mut c_void) -> c_int {
+    fence("mod_register", -1, || unsafe { if ffi::sr_kemi_modules_add(KEMI.0.as_ptr()) < 0 { -1 } else { 0 } })
+}
+
+/// Main process, after the cfg is parsed, before any fork: check the settings,
+/// resolve pseudo-variables, allocate shared counters. No threads, no sockets.
+unsafe extern "C" fn mod_init() -> c_int {
+    fence("mod_init", -1, || {
+        log::install_tracing();
+        let settings = SETTINGS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let node = match settings.node_config() {
+            Ok(n) => n,
+            Err(e) => {
+                kerr!("{e} (set modparam node_url/rpc_user/rpc_password, cookie_file or emercoin_conf)");
+                return -1;
+            }
+        };
+        let resolver = match settings.resolver_config() {
+            Ok(r) => r,
+            Err(e) => {
+                kerr!("{e}");
+                return -1;
+            }
+        };
+        if let Err(e) = node.endpoint() {
+            kerr!("{e}");
+            return -1;
+        }
+        let (Some(ru), Some(fu)) = (host::PvSpec::resolve("$rU"), host::PvSpec::resolve("$fU")) else {
+            kerr!("cannot resolve $rU/$fU: loadmodule \"pv.so\" is needed");
+            return -1;
+        };
+        let _ = script::PV_RURI_USER.set(ru);
+        let _ = script::PV_FROM_USER.set(fu);
+        if !worker::init_shared_stats() {
+            kerr!("cannot allocate shared memory for statistics");
+            return -1;
+        }
+        kinfo!(
+            "node {} ({:?}), verifiers {:?}, lookup deadline {} ms, cache {} numbers per process, on node failure: {}",
+            node.url,
+            node.credentials,
+            resolver.trust.verifiers,
+            resolver.lookup_timeout.as_millis(),
+            resolver.cache_capacity,
+            if resolver.serve_stale { "stale answers" } else { "fail" }
+        );
+        let _ = CONFIG.set((node, resolver));
+        0
+    })
+}
+
+/// After fork. SIP workers (rank > 0) build their runtime and resolver now; main
+/// (PROC_INIT, PROC_MAIN) never does; other processes build theirs on first use.
+unsafe extern "C" fn child_init(rank: c_int) -> c_int {
+    fence("child_init", -1, || {
+        if rank == ffi::PROC_INIT || rank == ffi::PROC_MAIN || rank < 0 {
+            return 0;
+        }
+        match worker::with_worker(|_| ()) {
+            Some(()) => 0,
+            None => -1,
+        }
+    })
+}
+
+unsafe extern "C" fn mod_destroy() {}
+
+#[unsafe(no_mangle)]
+pub static exports: Ffi<module_exports> = Ffi(module_exports {
+    name: MOD_NAME.as_ptr(),
+    dlflags: 0,
+    cmds: CMDS.0.as_ptr(),
+    params: PARAMS.0.as_ptr(),
+    rpc_methods: RPC.0.as_ptr(),
+    pv_items: ptr::null(),
+    response_f: None,
+    init_mod_f: Some(mod_init),
+    init_child_f: Some(child_init),
+    destroy_mod_f: Some(mod_destroy),
+});

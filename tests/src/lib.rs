@@ -2,8 +2,8 @@
 //! running them as child processes (stopped by PID when dropped), reading the
 //! addresses they print, and running real clients such as `dig`.
 //!
-//! The binaries must be built first (`cargo build --workspace --bins`, which the
-//! README's test command does); a missing one fails the test with that advice.
+//! The binaries and privateness.so must be built first (`cargo build --workspace`,
+//! which the README's test command does); a missing one fails the test with that advice.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the tests (the README's test command does)",
+        "{} is missing: run `cargo build --workspace` before the tests (the README's test command does)",
         path.display()
     );
     path
@@ -94,8 +94,21 @@ impl Proc {
         self.child.id()
     }
 
-    /// Stop it now (SIGKILL to our own child).
+    /// Stop it: SIGTERM (a Kamailio main process then stops its own children),
+    /// and SIGKILL if it is still there after two seconds. Only our own child, by PID.
     pub fn kill(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // SAFETY: kill(2) on the PID of a child we started and have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -26,9 +26,23 @@ pub struct Target {
     pub preference: u16,
 }
 
+/// Longest URI a target may have (Kamailio's MAX_URI_SIZE).
+pub const MAX_URI: usize = 1024;
+
+/// Records are written by anyone: a URI that would corrupt a request line
+/// (blanks, control or non-ASCII bytes, no scheme, too long) is not a target.
+pub fn usable_uri(uri: &str) -> bool {
+    let scheme_ok = uri.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    });
+    scheme_ok && uri.len() <= MAX_URI && uri.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The targets for `service` (see `Naptr::offers`), best first.
 pub fn targets(answer: &EnumAnswer, service: &str) -> Vec<Target> {
-    let mut routes = answer.routes(service).peekable();
+    let mut routes = answer.routes(service).filter(|n| n.uri.as_deref().is_some_and(usable_uri)).peekable();
     let Some(order) = routes.peek().map(|n| n.order) else { return Vec::new() };
     let mut out: Vec<Target> = Vec::new();
     for n in routes.take_while(|n| n.order == order) {
@@ -94,5 +108,23 @@ mod tests {
         assert_eq!(targets(&a, "sip"), [Target { uri: "sip:5551234567@us".into(), q: 990, order: 100, preference: 10 }]);
         assert_eq!(targets(&a, "iax2")[0].uri, "iax2:a@x");
         assert!(targets(&a, "h323").is_empty());
+    }
+
+    #[test]
+    fn hostile_uris_are_not_targets() {
+        // A regexp cannot hold a blank (emcdns reads up to it), but the privatenumer
+        // layout can; and any byte can come from a back-reference.
+        let a = answer(&[
+            (10, 10, "E2U+sip", "!^.*$!noscheme!"),
+            (10, 20, "E2U+sip", "!^.*$!sip:ok@x!"),
+        ]);
+        assert!(usable_uri("sip:ok@x"));
+        for bad in ["sip:a b@x", "sip:", "sip:a\r\nVia: x", "sip:\u{e9}@x", ":x"] {
+            assert!(!usable_uri(bad), "{bad:?}");
+        }
+        assert!(!usable_uri(&format!("sip:{}", "a".repeat(2000))));
+        let t = targets(&a, "sip");
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert_eq!((t[0].uri.as_str(), t[0].q), ("sip:ok@x", FIRST_Q));
     }
 }
