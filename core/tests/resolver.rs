@@ -241,3 +241,28 @@ async fn concurrent_misses_share_one_read() {
     assert_eq!(r.stats().snapshot().node_lookups, 1);
     assert_eq!(w.nvs.reads(), 4, "ver:enum, :0, srl bucket, :1");
 }
+
+#[tokio::test]
+async fn a_signature_is_checked_once_per_record_and_again_when_it_changes() {
+    let w = World::new();
+    let n = num("+4420700000");
+    w.signed("enum:4420700000:0", "E2U+sip=100|10|!^.*$!sip:a@one.example!");
+    let r = w.resolver(ResolverConfig::default());
+    assert!(r.lookup(&n).await.unwrap().answer.is_found());
+    assert_eq!(r.stats().snapshot().signatures_checked, 1);
+
+    // Read again after the cache is gone: same bytes, same outcome, no new check.
+    r.flush();
+    assert!(r.lookup(&n).await.unwrap().answer.is_found());
+    assert_eq!(r.stats().snapshot().signatures_checked, 1);
+
+    // A forged signature in the verifier's name is a new fact and is checked.
+    let forger = PrivateKey::generate();
+    let forged = MessageSignature::sign(&forger, b"enum:4420700000:0").to_base64();
+    w.nvs.put("enum:4420700000:0", &format!("E2U+sip=100|10|!^.*$!sip:evil@forged.example!\nSIG=ver:enum|{forged}"), "x");
+    r.flush();
+    let a = r.lookup(&n).await.unwrap().answer;
+    assert!(!a.is_found());
+    assert_eq!(a.ignored[0].reason, Distrust::BadSignature("ver:enum".into()));
+    assert_eq!(r.stats().snapshot().signatures_checked, 2);
+}

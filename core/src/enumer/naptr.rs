@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use regex::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 /// A compiled NAPTR regexp field.
 #[derive(Clone)]
@@ -43,6 +43,10 @@ const REGEX_META: &str = r"\.+*?()|[]{}^$#&-~";
 
 /// Limit on the compiled size of a record's pattern: records are written by anyone.
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+/// Lazy-DFA cache of a pattern. The default (2 MiB, allocated and zeroed on first
+/// use) costs more than everything else in a lookup; a NAPTR pattern is applied a
+/// handful of times to one short string.
+const PATTERN_DFA_LIMIT: usize = 16 << 10;
 
 impl NaptrRegexp {
     pub fn parse(field: &str) -> Result<Self, RegexpError> {
@@ -64,9 +68,13 @@ impl NaptrRegexp {
         }
 
         let pattern = unescape_delim_in_pattern(pattern_src, delim);
+        // Byte-oriented, ASCII semantics, like POSIX ERE on the ASCII AUS: no Unicode
+        // classes (compiling `.` for UTF-8 costs more than the rest of a lookup).
         let regex = RegexBuilder::new(&pattern)
+            .unicode(false)
             .case_insensitive(case_insensitive)
             .size_limit(PATTERN_SIZE_LIMIT)
+            .dfa_size_limit(PATTERN_DFA_LIMIT)
             .nest_limit(64)
             .build()
             .map_err(|e| RegexpError::Pattern(e.to_string().lines().last().unwrap_or("").trim().to_owned()))?;
@@ -117,12 +125,14 @@ impl NaptrRegexp {
     /// replacement alone, not the input with the match replaced). A group that did
     /// not take part in the match gives the empty string.
     pub fn apply(&self, aus: &str) -> Option<String> {
-        let caps = self.regex.captures(aus)?;
+        let caps = self.regex.captures(aus.as_bytes())?;
         let mut out = String::new();
         for p in &self.replacement {
             match p {
                 ReplPart::Literal(s) => out.push_str(s),
-                ReplPart::Group(g) => out.push_str(caps.get(*g).map_or("", |m| m.as_str())),
+                ReplPart::Group(g) => {
+                    out.push_str(&String::from_utf8_lossy(caps.get(*g).map_or(&[][..], |m| m.as_bytes())))
+                }
             }
         }
         Some(out)
@@ -267,6 +277,14 @@ mod tests {
 
     fn apply(field: &str, aus: &str) -> Option<String> {
         NaptrRegexp::parse(field).unwrap().apply(aus)
+    }
+
+    #[test]
+    fn non_ascii_in_records_is_matched_bytewise() {
+        // Patterns are ASCII-semantics (POSIX ERE); a non-ASCII literal still matches
+        // its UTF-8 bytes, and captured bytes come back intact.
+        assert_eq!(apply("!^\\+(.*)$!sip:\\1@bücher.example!", "+4930").as_deref(), Some("sip:4930@bücher.example"));
+        assert_eq!(apply("!^(.*)é$!\\1!", "caféé").as_deref(), Some("café"));
     }
 
     #[test]

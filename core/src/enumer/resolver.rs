@@ -150,6 +150,9 @@ fn bump(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Signature outcomes remembered.
+const SIGNATURE_CACHE: usize = 10_000;
+
 type Shared = Arc<OnceCell<Result<(Arc<EnumAnswer>, Instant), ResolveError>>>;
 
 pub struct Resolver<S> {
@@ -157,6 +160,11 @@ pub struct Resolver<S> {
     config: ResolverConfig,
     cache: AnswerCache,
     verifiers: Mutex<HashMap<String, (Instant, Option<Arc<Verifier>>)>>,
+    /// Outcomes of signature checks: a record fetched again after its TTL usually
+    /// carries the same signature, and checking one (key recovery) is the most
+    /// expensive step of a lookup. The outcome is a fact about the bytes, so it
+    /// never goes stale; the verifier's current key is part of the key.
+    signatures: Mutex<lru::LruCache<(String, String, [u8; 20]), bool>>,
     in_flight: Mutex<HashMap<Box<str>, Shared>>,
     stats: ResolverStats,
 }
@@ -168,6 +176,7 @@ impl<S: NameSource> Resolver<S> {
             source,
             config,
             verifiers: Mutex::new(HashMap::new()),
+            signatures: Mutex::new(lru::LruCache::new(std::num::NonZeroUsize::new(SIGNATURE_CACHE).expect("non-zero"))),
             in_flight: Mutex::new(HashMap::new()),
             stats: ResolverStats::default(),
         }
@@ -286,9 +295,26 @@ impl<S: NameSource> Resolver<S> {
     pub async fn fetch(&self, number: &E164) -> Result<EnumAnswer, NvsError> {
         let aus = number.aus();
         let mut answer = EnumAnswer::empty(number.clone());
+        // Records are read two at a time (`:0` and `:1` together, …): most numbers
+        // have one record, and the read that finds the gap then costs no extra round
+        // trip. They are still judged in order and the first gap ends the list.
+        let mut ahead: Option<Option<NameEntry>> = None;
         for n in 0..self.config.max_records {
             let name = number.enumer_name(n);
-            let Some(entry) = self.show(&name).await? else { break };
+            let entry = match ahead.take() {
+                Some(e) => e,
+                None if n + 1 < self.config.max_records => {
+                    let next = number.enumer_name(n + 1);
+                    let (this, after) = tokio::join!(self.show(&name), self.show(&next));
+                    let this = this?;
+                    if this.is_some() {
+                        ahead = Some(after?);
+                    }
+                    this
+                }
+                None => self.show(&name).await?,
+            };
+            let Some(entry) = entry else { break };
             let record = parse_enumer_value(&entry.value.to_string_lossy());
             let signed_by = if self.config.trust.require_signature {
                 match self.trusted_signer(&name, &record.signatures).await? {
@@ -390,8 +416,7 @@ impl<S: NameSource> Resolver<S> {
                 why = Distrust::VerifierUnavailable(sig.verifier.clone());
                 continue;
             };
-            bump(&self.stats.signatures_checked);
-            if !signature_verifies(sig, &verifier, name) {
+            if !self.signature_ok(sig, &verifier, name) {
                 why = Distrust::BadSignature(sig.verifier.clone());
                 continue;
             }
@@ -407,6 +432,18 @@ impl<S: NameSource> Resolver<S> {
             return Ok(Ok(verifier.name.clone()));
         }
         Ok(Err(why))
+    }
+
+    /// [`signature_verifies`], remembered.
+    fn signature_ok(&self, sig: &SigEntry, verifier: &Verifier, name: &str) -> bool {
+        let key = (name.to_owned(), sig.signature.clone(), verifier.address.hash);
+        if let Some(ok) = self.signatures.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return *ok;
+        }
+        bump(&self.stats.signatures_checked);
+        let ok = signature_verifies(sig, verifier, name);
+        self.signatures.lock().unwrap_or_else(|p| p.into_inner()).put(key, ok);
+        ok
     }
 
     async fn verifier(&self, name: &str) -> Result<Option<Arc<Verifier>>, NvsError> {
