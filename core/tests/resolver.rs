@@ -266,3 +266,31 @@ async fn a_signature_is_checked_once_per_record_and_again_when_it_changes() {
     assert_eq!(a.ignored[0].reason, Distrust::BadSignature("ver:enum".into()));
     assert_eq!(r.stats().snapshot().signatures_checked, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn revocation_lists_are_shared_by_misses_and_kept_no_longer_than_ttl_cap() {
+    let w = World::new();
+    let r = w.resolver(ResolverConfig { ttl_cap: Duration::from_secs(30), ..Default::default() });
+    // Many numbers whose records hash into the same few SRL buckets (SRL=4: 16).
+    for i in 0..40 {
+        w.signed(&format!("enum:4420700{i:04}:0"), "E2U+sip=100|10|!^.*$!sip:a@b!");
+    }
+    for i in 0..40 {
+        assert!(r.lookup(&num(&format!("+4420700{i:04}"))).await.unwrap().answer.is_found());
+    }
+    // Per number: `:0` and `:1`; the verifier once; each bucket at most once.
+    let reads = w.nvs.reads();
+    assert!(reads <= 40 * 2 + 1 + 16, "{reads} node reads");
+
+    // A revocation is seen once both the answer and the SRL record have expired.
+    let victim = "enum:44207000007:0";
+    let bucket = ness_core::enumer::trust::srl_hash(victim.as_bytes()) & 15;
+    w.nvs.put(&format!("srl:enum-{bucket:02x}"), victim, "verifier");
+    let n = num("+44207000007");
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert!(!r.lookup(&n).await.unwrap().answer.is_found(), "both expired: the revocation applies");
+    // And `flush` applies one at once.
+    w.nvs.put(&format!("srl:enum-{bucket:02x}"), "", "verifier");
+    r.flush();
+    assert!(r.lookup(&n).await.unwrap().answer.is_found());
+}

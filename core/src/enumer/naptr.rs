@@ -3,7 +3,10 @@
 //! (`+<digits>`, RFC 6116 §3.2), and the RFC 3403 ordering (order, then preference).
 
 use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::{LazyLock, Mutex};
 
+use lru::LruCache;
 use regex::bytes::{Regex, RegexBuilder};
 
 /// A compiled NAPTR regexp field.
@@ -48,6 +51,39 @@ const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 /// handful of times to one short string.
 const PATTERN_DFA_LIMIT: usize = 16 << 10;
 
+/// Compiled patterns, shared by every record that uses the same one: most records
+/// say `^.*$` or `^\+(.*)$`, and compiling costs more than the rest of judging a
+/// record. Only short patterns are kept, so the cache stays small whatever
+/// records say.
+static COMPILED: LazyLock<Mutex<LruCache<(Box<str>, bool), Regex>>> =
+    LazyLock::new(|| Mutex::new(LruCache::new(NonZeroUsize::new(COMPILED_CAPACITY).expect("non-zero"))));
+const COMPILED_CAPACITY: usize = 128;
+const COMPILED_MAX_PATTERN: usize = 48;
+
+fn compile(pattern: &str, case_insensitive: bool) -> Result<Regex, RegexpError> {
+    let cacheable = pattern.len() <= COMPILED_MAX_PATTERN;
+    let key = (Box::<str>::from(pattern), case_insensitive);
+    if cacheable {
+        if let Some(r) = COMPILED.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(r.clone());
+        }
+    }
+    // Byte-oriented, ASCII semantics, like POSIX ERE on the ASCII AUS: no Unicode
+    // classes (compiling `.` for UTF-8 costs more than the rest of a lookup).
+    let regex = RegexBuilder::new(pattern)
+        .unicode(false)
+        .case_insensitive(case_insensitive)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .dfa_size_limit(PATTERN_DFA_LIMIT)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| RegexpError::Pattern(e.to_string().lines().last().unwrap_or("").trim().to_owned()))?;
+    if cacheable {
+        COMPILED.lock().unwrap_or_else(|p| p.into_inner()).put(key, regex.clone());
+    }
+    Ok(regex)
+}
+
 impl NaptrRegexp {
     pub fn parse(field: &str) -> Result<Self, RegexpError> {
         let mut chars = field.chars();
@@ -68,16 +104,7 @@ impl NaptrRegexp {
         }
 
         let pattern = unescape_delim_in_pattern(pattern_src, delim);
-        // Byte-oriented, ASCII semantics, like POSIX ERE on the ASCII AUS: no Unicode
-        // classes (compiling `.` for UTF-8 costs more than the rest of a lookup).
-        let regex = RegexBuilder::new(&pattern)
-            .unicode(false)
-            .case_insensitive(case_insensitive)
-            .size_limit(PATTERN_SIZE_LIMIT)
-            .dfa_size_limit(PATTERN_DFA_LIMIT)
-            .nest_limit(64)
-            .build()
-            .map_err(|e| RegexpError::Pattern(e.to_string().lines().last().unwrap_or("").trim().to_owned()))?;
+        let regex = compile(&pattern, case_insensitive)?;
 
         let replacement = parse_replacement(repl_src);
         let groups = regex.captures_len() - 1;

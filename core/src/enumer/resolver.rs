@@ -152,6 +152,8 @@ fn bump(a: &AtomicU64) {
 
 /// Signature outcomes remembered.
 const SIGNATURE_CACHE: usize = 10_000;
+/// Revocation-list records remembered (a verifier with `SRL=8|…` has 256).
+const REVOCATION_CACHE: usize = 4096;
 
 type Shared = Arc<OnceCell<Result<(Arc<EnumAnswer>, Instant), ResolveError>>>;
 
@@ -165,6 +167,11 @@ pub struct Resolver<S> {
     /// expensive step of a lookup. The outcome is a fact about the bytes, so it
     /// never goes stale; the verifier's current key is part of the key.
     signatures: Mutex<lru::LruCache<(String, String, [u8; 20]), bool>>,
+    /// SRL records by name, with when they were read. Every record a verifier
+    /// signed hashes into one of a few buckets, so without this each miss would
+    /// read one again. Kept no longer than a positive answer (`ttl_cap`), so a
+    /// revocation takes effect within twice `ttl_cap`, or at once after `flush`.
+    revocations: Mutex<lru::LruCache<String, (Instant, Option<Arc<str>>)>>,
     in_flight: Mutex<HashMap<Box<str>, Shared>>,
     stats: ResolverStats,
 }
@@ -177,6 +184,7 @@ impl<S: NameSource> Resolver<S> {
             config,
             verifiers: Mutex::new(HashMap::new()),
             signatures: Mutex::new(lru::LruCache::new(std::num::NonZeroUsize::new(SIGNATURE_CACHE).expect("non-zero"))),
+            revocations: Mutex::new(lru::LruCache::new(std::num::NonZeroUsize::new(REVOCATION_CACHE).expect("non-zero"))),
             in_flight: Mutex::new(HashMap::new()),
             stats: ResolverStats::default(),
         }
@@ -198,10 +206,11 @@ impl<S: NameSource> Resolver<S> {
         self.cache.len()
     }
 
-    /// Forget every cached answer and verifier.
+    /// Forget every cached answer, verifier and revocation list.
     pub fn flush(&self) {
         self.cache.clear();
         self.verifiers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.revocations.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// The cached answer, if fresh; never touches the node. The hot path of DNS and
@@ -422,11 +431,10 @@ impl<S: NameSource> Resolver<S> {
             }
             if let Some(srl) = &verifier.srl {
                 let srl_record = srl.record_name(name);
-                if let Some(list) = self.show(&srl_record).await? {
-                    if list.value.to_string_lossy().contains(name) {
-                        why = Distrust::Revoked { verifier: verifier.name.clone(), srl_record };
-                        continue;
-                    }
+                // A substring test, as emcdns does.
+                if self.revocation_list(&srl_record).await?.is_some_and(|list| list.contains(name)) {
+                    why = Distrust::Revoked { verifier: verifier.name.clone(), srl_record };
+                    continue;
                 }
             }
             return Ok(Ok(verifier.name.clone()));
@@ -444,6 +452,25 @@ impl<S: NameSource> Resolver<S> {
         let ok = signature_verifies(sig, verifier, name);
         self.signatures.lock().unwrap_or_else(|p| p.into_inner()).put(key, ok);
         ok
+    }
+
+    /// The value of an SRL record, read at most once per `min(ttl_cap, verifier_ttl)`.
+    async fn revocation_list(&self, srl_record: &str) -> Result<Option<Arc<str>>, NvsError> {
+        let keep = self.config.ttl_cap.min(self.config.verifier_ttl);
+        let now = Instant::now();
+        if let Some((at, list)) = self.revocations.lock().unwrap_or_else(|p| p.into_inner()).get(srl_record) {
+            if now.duration_since(*at) < keep {
+                return Ok(list.clone());
+            }
+        }
+        let list: Option<Arc<str>> = self.show(srl_record).await?.map(|e| e.value.to_string_lossy().into());
+        if !keep.is_zero() {
+            self.revocations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .put(srl_record.to_owned(), (now, list.clone()));
+        }
+        Ok(list)
     }
 
     async fn verifier(&self, name: &str) -> Result<Option<Arc<Verifier>>, NvsError> {

@@ -1,11 +1,22 @@
 //! The async emercoind client: one HTTP/1.1 keep-alive connection pool, one call per
 //! request (no batching: batch replies mangle non-ASCII values), a hard deadline on
 //! every call.
+//!
+//! The transport is hyper's pooled client without a higher layer: a cache miss in a
+//! SIP worker is two or three of these calls, and a general-purpose HTTP client
+//! (redirects, proxies, URL parsing per request) doubled their CPU cost. emercoind
+//! speaks plain HTTP/1.1 only.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::{Value, json};
 
 use super::config::{Credentials, NodeConfig};
@@ -20,8 +31,10 @@ pub struct NvsClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    http: Client<HttpConnector, Full<Bytes>>,
     endpoint: String,
+    /// `endpoint`, parsed once.
+    uri: hyper::Uri,
     credentials: Credentials,
     /// Cached Authorization header (re-read from the cookie file after a 401).
     auth: RwLock<Option<String>>,
@@ -44,6 +57,15 @@ impl NvsClient {
     /// process that will fork is harmless (no threads, no sockets yet).
     pub fn new(config: &NodeConfig) -> Result<Self, NvsError> {
         let endpoint = config.endpoint().map_err(|e| NvsError::Config(e.to_string()))?;
+        let uri: hyper::Uri = endpoint
+            .parse()
+            .map_err(|e| NvsError::Config(format!("the node URL {endpoint} is not valid: {e}")))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(NvsError::Config(format!(
+                "the node URL {endpoint} must start with http:// (emercoind serves JSON-RPC over plain HTTP; \
+                 reach a remote node through an SSH or WireGuard tunnel)"
+            )));
+        }
         let auth = match config.credentials.authorization() {
             Ok(a) => a,
             // A missing cookie is not fatal yet: the node may not have started. The
@@ -51,19 +73,19 @@ impl NvsClient {
             Err(_) if matches!(config.credentials, Credentials::CookieFile(_)) => None,
             Err(e) => return Err(NvsError::Config(e.to_string())),
         };
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.timeout));
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(20))
             .pool_max_idle_per_host(16)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .map_err(|e| NvsError::Config(format!("cannot build the HTTP client: {e}")))?;
+            .build(connector);
         Ok(NvsClient {
             inner: Arc::new(Inner {
                 http,
                 endpoint,
+                uri,
                 credentials: config.credentials.clone(),
                 auth: RwLock::new(auth),
                 timeout: config.timeout,
@@ -121,45 +143,44 @@ impl NvsClient {
     async fn send(&self, method: &str, params: &[Value]) -> Result<Reply, NvsError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let body = encode_request(id, method, params);
-        let mut req = self
-            .inner
-            .http
-            .post(&self.inner.endpoint)
-            .header("Content-Type", "application/json")
-            .body(body);
-        let auth = self.inner.auth.read().unwrap_or_else(|p| p.into_inner()).clone();
-        match auth {
-            Some(a) => req = req.header("Authorization", a),
-            None => {
-                if let Credentials::CookieFile(path) = &self.inner.credentials {
-                    // Try once more now; the node may have started since.
-                    if !self.refresh_cookie() {
-                        return Err(NvsError::Config(format!(
-                            "no RPC password is configured and the node's cookie file {} cannot be read",
-                            path.display()
-                        )));
-                    }
-                    let a = self.inner.auth.read().unwrap_or_else(|p| p.into_inner()).clone();
-                    if let Some(a) = a {
-                        req = req.header("Authorization", a);
-                    }
+        let mut auth = self.inner.auth.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if auth.is_none() {
+            if let Credentials::CookieFile(path) = &self.inner.credentials {
+                // Try once more now; the node may have started since.
+                if !self.refresh_cookie() {
+                    return Err(NvsError::Config(format!(
+                        "no RPC password is configured and the node's cookie file {} cannot be read",
+                        path.display()
+                    )));
                 }
+                auth = self.inner.auth.read().unwrap_or_else(|p| p.into_inner()).clone();
             }
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(method, e))?;
+        let mut req = hyper::Request::post(self.inner.uri.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| NvsError::Config(format!("cannot build a request to {}: {e}", self.inner.endpoint)))?;
+        if let Some(a) = auth {
+            let mut value = HeaderValue::from_str(&a)
+                .map_err(|_| NvsError::Config("the RPC credentials contain characters HTTP cannot carry".into()))?;
+            value.set_sensitive(true);
+            req.headers_mut().insert(AUTHORIZATION, value);
+        }
+        let resp = self.inner.http.request(req).await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| self.transport_error(method, e))?;
+        let bytes = resp.into_body().collect().await.map_err(|e| self.unreachable(&e))?.to_bytes();
         decode_reply(method, status, &bytes)
     }
 
-    fn transport_error(&self, method: &str, e: reqwest::Error) -> NvsError {
-        if e.is_timeout() {
-            return NvsError::Timeout { method: method.to_owned(), timeout: self.inner.timeout };
-        }
+    /// A transport failure, with its causes ("connection refused", …) spelled out.
+    fn unreachable(&self, e: &(dyn std::error::Error + 'static)) -> NvsError {
         let mut detail = e.to_string();
-        let mut source = std::error::Error::source(&e);
+        let mut source = e.source();
         while let Some(s) = source {
-            detail = format!("{detail}: {s}");
+            let s_text = s.to_string();
+            if !detail.contains(&s_text) {
+                detail = format!("{detail}: {s_text}");
+            }
             source = s.source();
         }
         NvsError::Unreachable { url: self.inner.endpoint.clone(), detail }
