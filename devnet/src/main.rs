@@ -30,7 +30,7 @@ struct Args {
     /// Register the demo verifier and numbers at start (implies --automine).
     #[arg(long)]
     seed_demo: bool,
-    /// Also register N signed numbers +1555000XXXX for benchmarks (needs --seed-demo).
+    /// Also register N signed numbers +1555000XXXX (+1555NNNNNNN beyond 10 000) for benchmarks (needs --seed-demo).
     #[arg(long, requires = "seed_demo", default_value_t = 0)]
     seed_numbers: u32,
 }

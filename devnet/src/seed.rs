@@ -94,8 +94,9 @@ pub async fn seed_demo(client: &NvsClient) -> Result<SeedReport, NvsError> {
 
 /// Register `count` signed numbers +1555000XXXX (XXXX = 0000…), one NAPTR each,
 /// `100 10 "u" "E2U+sip" "!^.*$!sip:XXXX@127.0.0.1:5090!"` — the records of the
-/// Kamailio/nsd anchor benchmark, so both sides serve the same data. Needs the demo
-/// verifier (see [`seed_demo`]). Returns how many were created (existing ones are kept).
+/// Kamailio/nsd anchor benchmark, so both sides serve the same data. Beyond 10 000
+/// the numbers go on as +1555NNNNNNN (up to 10 000 000). Needs the demo verifier
+/// (see [`seed_demo`]). Returns how many were created (existing ones are kept).
 pub async fn seed_numbers(client: &NvsClient, count: u32) -> Result<u32, NvsError> {
     let verifier = client
         .name_show(VERIFIER)
@@ -103,8 +104,8 @@ pub async fn seed_numbers(client: &NvsClient, count: u32) -> Result<u32, NvsErro
         .ok_or_else(|| NvsError::Config("seed the demo verifier first".into()))?
         .address;
     let mut created = 0;
-    for i in 0..count.min(10_000) {
-        let name = format!("enum:1555000{i:04}:0");
+    for i in 0..count.min(10_000_000) {
+        let name = format!("enum:1555{i:07}:0");
         if client.name_show(&name).await?.is_some() {
             continue;
         }

@@ -20,9 +20,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 pub fn load(path: &Path) -> Result<Option<State>, String> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| format!("{} is not a devnet state file: {e}", path.display())),
+        Ok(bytes) => {
+            let mut state: State = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{} is not a devnet state file: {e}", path.display()))?;
+            state.wallets.values_mut().for_each(crate::wallet::Wallet::reindex);
+            Ok(Some(state))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
