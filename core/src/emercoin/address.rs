@@ -133,7 +133,7 @@ impl Address {
 
     pub fn parse_with_hint(s: &str, hint: Option<Network>) -> Result<Self, AddressError> {
         let s = s.trim();
-        if let Ok(raw) = bs58::decode(s).with_check(None).into_vec() {
+        if let Some(raw) = super::base58check_decode(s) {
             if raw.len() != 21 {
                 return Err(AddressError::Unparseable(s.to_string()));
             }
@@ -193,7 +193,7 @@ impl fmt::Display for Address {
                 let mut raw = Vec::with_capacity(21);
                 raw.push(version);
                 raw.extend_from_slice(&self.hash);
-                f.write_str(&bs58::encode(raw).with_check().into_string())
+                f.write_str(&super::base58check_encode(&raw))
             }
             AddressKind::P2wpkh => {
                 let hrp = Hrp::parse(self.network.bech32_hrp()).map_err(|_| fmt::Error)?;

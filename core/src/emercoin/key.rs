@@ -49,10 +49,7 @@ impl PrivateKey {
     /// Decode a WIF string; returns the key and the network family it was made for
     /// (testnet and regtest share version 239, reported as [`Network::Test`]).
     pub fn from_wif(wif: &str) -> Result<(Self, Network), KeyError> {
-        let raw = bs58::decode(wif.trim())
-            .with_check(None)
-            .into_vec()
-            .map_err(|_| KeyError::NotWif)?;
+        let raw = super::base58check_decode(wif.trim()).ok_or(KeyError::NotWif)?;
         let network = match raw.first() {
             Some(128) => Network::Main,
             Some(239) => Network::Test,
@@ -76,7 +73,7 @@ impl PrivateKey {
         if self.compressed {
             raw.push(1);
         }
-        bs58::encode(raw).with_check().into_string()
+        super::base58check_encode(&raw)
     }
 
     pub fn to_bytes(&self) -> [u8; 32] {
