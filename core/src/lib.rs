@@ -6,9 +6,11 @@
 //! - [`nvs`]: the emercoind JSON-RPC client (Name-Value Storage and friends);
 //! - [`enumer`]: ENUM over NVS — numbers, ENUMER records, NAPTR, trust, the resolver,
 //!   and the fork targets a proxy derives from an answer;
-//! - [`settings`]: the settings the PBX modules take, parsed the same way for every host.
+//! - [`settings`]: the settings the PBX modules take, parsed the same way for every host;
+//! - [`envelope`]: sealed SMS envelopes, signatures, receipts and key files (ptool-compatible).
 
 pub mod emercoin;
 pub mod enumer;
+pub mod envelope;
 pub mod nvs;
 pub mod settings;
