@@ -197,11 +197,10 @@ impl Node {
     /// Execute one call. `Err(None)` means: the node crashes on this call (the HTTP
     /// layer drops the connection).
     pub fn call(&mut self, path: &WalletPath, method: &str, params: &[Uv]) -> Result<Uv, Option<RpcError>> {
-        if let Fault::Warmup(stage) = &self.fault {
-            if method != "devnet_fault" {
+        if let Fault::Warmup(stage) = &self.fault
+            && method != "devnet_fault" {
                 return Err(Some(RpcError::new(-28, stage.clone())));
             }
-        }
         let p = Params { method, p: params };
         let wallet_method = WALLET_METHODS.contains(&method);
         if method == "getinfo" && !self.wallet_disabled {

@@ -234,14 +234,13 @@ impl Config {
 
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0 {
             tracing::warn!(
                 "{} holds a secret but is readable by group or others; chmod 600 it",
                 path.display()
             );
         }
-    }
 }
 
 #[cfg(test)]

@@ -242,11 +242,10 @@ async fn lookup(State(app): State<Arc<App>>, uri: Uri) -> Response {
     let reply_key = format!("{service}\0{raw}");
     if from_cache {
         let mut replies = app.replies.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((a, body)) = replies.get(&reply_key) {
-            if Arc::ptr_eq(a, &looked.answer) {
+        if let Some((a, body)) = replies.get(&reply_key)
+            && Arc::ptr_eq(a, &looked.answer) {
                 return reply_bytes(StatusCode::OK, body.clone());
             }
-        }
     }
     let answer = &looked.answer;
     let Some(best) = answer.best(&service) else {
@@ -321,11 +320,10 @@ fn first_sip_uri_privatenumer(number: &E164, value: &str) -> Option<String> {
 
 async fn listing(app: &App) -> Result<Arc<Vec<Listed>>, NvsError> {
     let mut guard = app.listing.lock().await;
-    if let Some((at, list)) = guard.as_ref() {
-        if at.elapsed() < app.list_cache {
+    if let Some((at, list)) = guard.as_ref()
+        && at.elapsed() < app.list_cache {
             return Ok(list.clone());
         }
-    }
     let privatenumer = app.resolver.config().privatenumer_layout;
     let entries = app.node.name_filter("^enum:", 0, 0, 0).await?;
     let mut out: Vec<Listed> = entries

@@ -64,15 +64,14 @@ fn number_of(text: &[u8]) -> Option<E164> {
 /// # Safety
 /// `msg` is the message of the current call.
 unsafe fn enum_route(msg: *mut sip_msg, number: &[u8], suffix: Option<&[u8]>, service: Option<&[u8]>) -> c_int {
-    if let Some(sfx) = suffix {
-        if !suffix_ok(sfx) {
+    if let Some(sfx) = suffix
+        && !suffix_ok(sfx) {
             kerr!(
                 "emc_enum_query: suffix {:?} is not supported; records are read from NVS names enum:<digits>:<n> (use \"\", \"e164.arpa.\" or \"enum.\")",
                 String::from_utf8_lossy(sfx)
             );
             return MODULE_ERROR;
         }
-    }
     let service = service_of(service);
     let Some(number) = number_of(number) else { return NOT_FOUND };
     let Some(result) = with_worker(|w| w.lookup(&number)) else { return MODULE_ERROR };

@@ -4,7 +4,7 @@
 //!
 //! Time is passed in by the caller, so the rules can be tested without waiting.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
@@ -49,9 +49,7 @@ impl AnswerCache {
     }
 
     fn shard(&self, key: &str) -> &Mutex<LruCache<Box<str>, CacheEntry>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     pub fn get(&self, key: &str, now: Instant) -> CacheRead {

@@ -55,7 +55,8 @@ const PATTERN_DFA_LIMIT: usize = 16 << 10;
 /// say `^.*$` or `^\+(.*)$`, and compiling costs more than the rest of judging a
 /// record. Only short patterns are kept, so the cache stays small whatever
 /// records say.
-static COMPILED: LazyLock<Mutex<LruCache<(Box<str>, bool), Regex>>> =
+type PatternCache = Mutex<LruCache<(Box<str>, bool), Regex>>;
+static COMPILED: LazyLock<PatternCache> =
     LazyLock::new(|| Mutex::new(LruCache::new(NonZeroUsize::new(COMPILED_CAPACITY).expect("non-zero"))));
 const COMPILED_CAPACITY: usize = 128;
 const COMPILED_MAX_PATTERN: usize = 48;
@@ -63,11 +64,10 @@ const COMPILED_MAX_PATTERN: usize = 48;
 fn compile(pattern: &str, case_insensitive: bool) -> Result<Regex, RegexpError> {
     let cacheable = pattern.len() <= COMPILED_MAX_PATTERN;
     let key = (Box::<str>::from(pattern), case_insensitive);
-    if cacheable {
-        if let Some(r) = COMPILED.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    if cacheable
+        && let Some(r) = COMPILED.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(r.clone());
         }
-    }
     // Byte-oriented, ASCII semantics, like POSIX ERE on the ASCII AUS: no Unicode
     // classes (compiling `.` for UTF-8 costs more than the rest of a lookup).
     let regex = RegexBuilder::new(pattern)
@@ -109,11 +109,10 @@ impl NaptrRegexp {
         let replacement = parse_replacement(repl_src);
         let groups = regex.captures_len() - 1;
         for part in &replacement {
-            if let ReplPart::Group(g) = part {
-                if *g > groups {
+            if let ReplPart::Group(g) = part
+                && *g > groups {
                     return Err(RegexpError::NoSuchGroup { group: *g, groups });
                 }
-            }
         }
         Ok(NaptrRegexp { raw: field.to_owned(), regex, replacement, case_insensitive })
     }

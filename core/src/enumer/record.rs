@@ -77,11 +77,10 @@ pub fn parse_enumer_value(value: &str) -> EnumerRecord {
             if let Some(eq) = line[3..].find('=') {
                 rec.ttl = Some(atoi(&line[3 + eq + 1..]).clamp(0, i64::from(u32::MAX)) as u32);
             }
-        } else if kind_is(line, "sig") {
-            if let Some(eq) = line[3..].find('=') {
+        } else if kind_is(line, "sig")
+            && let Some(eq) = line[3..].find('=') {
                 parse_sig_list(&line[3 + eq + 1..], &mut rec.signatures);
             }
-        }
     }
     rec
 }

@@ -458,11 +458,10 @@ impl<S: NameSource> Resolver<S> {
     async fn revocation_list(&self, srl_record: &str) -> Result<Option<Arc<str>>, NvsError> {
         let keep = self.config.ttl_cap.min(self.config.verifier_ttl);
         let now = Instant::now();
-        if let Some((at, list)) = self.revocations.lock().unwrap_or_else(|p| p.into_inner()).get(srl_record) {
-            if now.duration_since(*at) < keep {
+        if let Some((at, list)) = self.revocations.lock().unwrap_or_else(|p| p.into_inner()).get(srl_record)
+            && now.duration_since(*at) < keep {
                 return Ok(list.clone());
             }
-        }
         let list: Option<Arc<str>> = self.show(srl_record).await?.map(|e| e.value.to_string_lossy().into());
         if !keep.is_zero() {
             self.revocations
@@ -475,11 +474,10 @@ impl<S: NameSource> Resolver<S> {
 
     async fn verifier(&self, name: &str) -> Result<Option<Arc<Verifier>>, NvsError> {
         let now = Instant::now();
-        if let Some((at, v)) = self.verifiers.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
-            if now.duration_since(*at) < self.config.verifier_ttl {
+        if let Some((at, v)) = self.verifiers.lock().unwrap_or_else(|p| p.into_inner()).get(name)
+            && now.duration_since(*at) < self.config.verifier_ttl {
                 return Ok(v.clone());
             }
-        }
         let verifier = self.show(name).await?.and_then(|entry| {
             let address = Address::parse(&entry.address).ok()?;
             if address.kind == AddressKind::P2sh {

@@ -49,7 +49,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, B64Error> {
     if quad == 1 {
         return Err(B64Error::Length(data.len()));
     }
-    while data.len() % 4 != 0 {
+    while !data.len().is_multiple_of(4) {
         data.push('=');
     }
     // Cannot fail: only alphabet characters, correctly padded.

@@ -175,11 +175,10 @@ impl Keyfile {
         }
         match self.field(role.default_field()) {
             Err(KeyError::NoField { .. }) => {
-                if let Some(user) = self.json.get("current").and_then(Value::as_str) {
-                    if self.json.get("users").and_then(|u| u.get(user)).is_some() {
+                if let Some(user) = self.json.get("current").and_then(Value::as_str)
+                    && self.json.get("users").and_then(|u| u.get(user)).is_some() {
                         return self.field(&format!("users.{user}.{}", role.privateness_tools_field()));
                     }
-                }
                 self.field(role.default_field())
             }
             other => other,

@@ -144,8 +144,8 @@ impl NvsClient {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let body = encode_request(id, method, params);
         let mut auth = self.inner.auth.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if auth.is_none() {
-            if let Credentials::CookieFile(path) = &self.inner.credentials {
+        if auth.is_none()
+            && let Credentials::CookieFile(path) = &self.inner.credentials {
                 // Try once more now; the node may have started since.
                 if !self.refresh_cookie() {
                     return Err(NvsError::Config(format!(
@@ -155,7 +155,6 @@ impl NvsClient {
                 }
                 auth = self.inner.auth.read().unwrap_or_else(|p| p.into_inner()).clone();
             }
-        }
         let mut req = hyper::Request::post(self.inner.uri.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(Full::new(Bytes::from(body)))
@@ -186,7 +185,7 @@ impl NvsClient {
         NvsError::Unreachable { url: self.inner.endpoint.clone(), detail }
     }
 
-    fn expect<'a>(method: &str, v: &'a Value, want: &str) -> NvsError {
+    fn expect(method: &str, v: &Value, want: &str) -> NvsError {
         NvsError::Malformed {
             method: method.to_owned(),
             status: 200,

@@ -187,7 +187,7 @@ impl<S: NameSource + 'static> EnumDns<S> {
             metadata,
             answer.records.iter(),
             std::iter::empty(),
-            answer.soa.into_iter(),
+            answer.soa,
             std::iter::empty(),
         );
         let mut bytes = Vec::with_capacity(512);
@@ -229,7 +229,7 @@ impl<S: NameSource + 'static> RequestHandler for EnumDns<S> {
             metadata,
             answer.records.iter(),
             std::iter::empty(),
-            answer.soa.into_iter(),
+            answer.soa,
             std::iter::empty(),
         );
         match response_handle.send_response(response).await {

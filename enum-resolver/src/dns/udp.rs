@@ -7,7 +7,7 @@
 //! answer is replayed only while the resolver holds it as fresh, so revocations
 //! and TTLs behave exactly as on the full path.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::{SocketAddr, UdpSocket};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,9 +43,9 @@ impl AnswerWireCache {
     }
 
     fn shard(&self, key: &[u8]) -> &Mutex<LruCache<Vec<u8>, (Bytes, Instant)>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[h.finish() as usize % SHARDS]
+        
+        
+        &self.shards[self.hasher.hash_one(&key) as usize % SHARDS]
     }
 
     pub fn get(&self, key: &[u8], now: Instant) -> Option<Bytes> {
@@ -137,14 +137,12 @@ fn worker<S: NameSource + 'static>(
                 continue; // cannot be answered
             }
             let key = query_key(io.query(i));
-            if let Some(k) = &key {
-                if let Some(cached) = cache.get(&k.key, now) {
-                    if let Some(r) = io.queue_reply(i, &cached, k.question_end) {
+            if let Some(k) = &key
+                && let Some(cached) = cache.get(&k.key, now)
+                    && let Some(r) = io.queue_reply(i, &cached, k.question_end) {
                         hits.by_rcode[usize::from(r)].inc();
                         continue;
                     }
-                }
-            }
             // Full path, off this thread.
             let Ok(permit) = in_flight.clone().try_acquire_owned() else { continue };
             let (socket, dns, cache, raw) = (socket.clone(), dns.clone(), cache.clone(), io.query(i).to_vec());
