@@ -1,6 +1,8 @@
-//! `ness`: the suite's command line. This release covers ENUM records and verifier
-//! signatures; keys, envelopes and the SMS inbox come with the SMS pipeline.
+//! `ness`: the suite's command line: ENUM records and verifier signatures on
+//! Emercoin NVS; keys, sealed envelopes, signatures and receipts (the privatenumer
+//! ptool tools, one command each).
 
+mod crypto;
 mod enum_cmd;
 mod node;
 mod verifier;
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "ness", version, about = "Privateness PBX suite: ENUM on Emercoin NVS")]
+#[command(name = "ness", version, about = "Privateness PBX suite: ENUM on Emercoin NVS, sealed SMS, keys and receipts")]
 struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -29,6 +31,24 @@ enum Command {
     /// Verifier signatures: sign, revoke.
     #[command(subcommand)]
     Verifier(verifier::VerifierCommand),
+    /// Create a key file (X25519 + Ed25519, mode 0600).
+    Keygen(crypto::KeygenArgs),
+    /// Print the public keys of a key file.
+    Pubkey(crypto::PubkeyArgs),
+    /// Seal a file for a recipient (ptool_encrypt).
+    Seal(crypto::SealArgs),
+    /// Open a sealed envelope, v1 or v2 (ptool_decrypt).
+    Open(crypto::OpenArgs),
+    /// Sign a file's exact bytes with Ed25519 (ptool_sign).
+    Sign(crypto::SignArgs),
+    /// Check a signature; exit 0 if valid, 1 if not (ptool_verify).
+    Verify(crypto::VerifyArgs),
+    /// Issue a signed delivery receipt for an envelope (ptool_receipt).
+    Receipt(crypto::ReceiptArgs),
+    /// Check a receipt against its envelope and issuer.
+    ReceiptVerify(crypto::ReceiptVerifyArgs),
+    /// Print what ptool reads from an emercoin.conf (ptool_conf).
+    Conf(crypto::ConfArgs),
 }
 
 /// How results are printed.
@@ -75,6 +95,15 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Enum(c) => enum_cmd::run(c, &cli.node, &out).await,
             Command::Verifier(c) => verifier::run(c, &cli.node, &out).await,
+            Command::Keygen(a) => crypto::keygen(a, &out),
+            Command::Pubkey(a) => crypto::pubkey(a, &out),
+            Command::Seal(a) => crypto::seal(a),
+            Command::Open(a) => crypto::open(a, &out),
+            Command::Sign(a) => crypto::sign(a),
+            Command::Verify(a) => crypto::verify(a, &out),
+            Command::Receipt(a) => crypto::receipt(a),
+            Command::ReceiptVerify(a) => crypto::receipt_verify(a, &out),
+            Command::Conf(a) => crypto::conf(a),
         }
     });
     match result {
@@ -85,5 +114,14 @@ fn main() -> ExitCode {
             }
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
