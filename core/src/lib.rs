@@ -7,10 +7,12 @@
 //! - [`enumer`]: ENUM over NVS — numbers, ENUMER records, NAPTR, trust, the resolver,
 //!   and the fork targets a proxy derives from an answer;
 //! - [`settings`]: the settings the PBX modules take, parsed the same way for every host;
-//! - [`envelope`]: sealed SMS envelopes, signatures, receipts and key files (ptool-compatible).
+//! - [`envelope`]: sealed SMS envelopes, signatures, receipts and key files (ptool-compatible);
+//! - [`sms`]: received SMS — the message type, SMS-DELIVER PDUs, GSM 7-bit, concatenation.
 
 pub mod emercoin;
 pub mod enumer;
 pub mod envelope;
 pub mod nvs;
 pub mod settings;
+pub mod sms;

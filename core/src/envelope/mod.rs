@@ -13,5 +13,5 @@ pub mod signature;
 
 pub use keyfile::{KeyError, KeyRole, Keyfile, box_public, box_secret, sign_public, sign_secret};
 pub use receipt::{Receipt, ReceiptError, ReceiptTo};
-pub use seal::{Opened, SealError, open, open_v1, open_v2, seal_v1, seal_v2};
+pub use seal::{Opened, SealError, V2Header, open, open_v1, open_v2, seal_v1, seal_v2, verify_v2};
 pub use signature::{SignatureError, sign, verify};

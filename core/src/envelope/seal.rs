@@ -181,6 +181,35 @@ pub fn open_v2(secret: &StaticSecret, envelope: &[u8]) -> Result<Opened, SealErr
     Ok(Opened { version: 2, plaintext, sender: Some(sender), message_id: Some(message_id), time_ms: Some(time_ms) })
 }
 
+/// The clear header of a v2 envelope, after its signature has been checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2Header {
+    pub sender: [u8; 32],
+    pub recipient: [u8; 32],
+    pub message_id: [u8; 16],
+    pub time_ms: u64,
+}
+
+/// Check a v2 envelope's signature without the recipient's key (a relay or an
+/// inbox that stores envelopes sealed), and return its clear header.
+pub fn verify_v2(envelope: &[u8]) -> Result<V2Header, SealError> {
+    if envelope.len() < V2_OVERHEAD || !envelope.starts_with(V2_MAGIC) {
+        return Err(SealError::TooShort(envelope.len()));
+    }
+    let field = |from: usize, len: usize| &envelope[from..from + len];
+    let header = V2Header {
+        sender: field(5, 32).try_into().expect("32 bytes"),
+        recipient: field(37, 32).try_into().expect("32 bytes"),
+        message_id: field(69, 16).try_into().expect("16 bytes"),
+        time_ms: u64::from_be_bytes(field(85, 8).try_into().expect("8 bytes")),
+    };
+    let (signed, sig) = envelope.split_at(envelope.len() - 64);
+    let sender_key = VerifyingKey::from_bytes(&header.sender).map_err(|_| SealError::BadSenderKey)?;
+    let sig = Signature::from_bytes(sig.try_into().expect("64 bytes"));
+    sender_key.verify(signed, &sig).map_err(|_| SealError::BadSignature)?;
+    Ok(header)
+}
+
 /// Open an envelope of either version (v2 is recognised by its first bytes).
 pub fn open(secret: &StaticSecret, envelope: &[u8]) -> Result<Opened, SealError> {
     if envelope.starts_with(V2_MAGIC) && envelope.len() >= V2_OVERHEAD {
