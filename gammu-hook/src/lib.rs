@@ -1,4 +1,19 @@
-//! ness-gammu-hook: the RunOnReceive program for gammu-smsd, its durable spool and
-//! the forwarder (issue: "SMS pipeline").
+//! ness-gammu-hook: received SMS, from the SIM to the renter, losing none.
 //!
-//! Not built yet. See shared/docs/gammu.md.
+//! - [`receive`]: gammu-smsd's `RunOnReceive` call → one [`ness_core::sms::Sms`]
+//!   (environment, inbox files or database rows; [`smsdrc`] says which, [`backup`]
+//!   reads gammu's backup files);
+//! - [`spool`]: the durable queue between the hook, the modem reader and the forwarder;
+//! - [`forward`]: sealing, signing, delivering and receipt-checking, by [`route`];
+//! - [`modem`]: reading a modem directly (AT commands, PDU mode) without gammu;
+//! - [`config`], [`metrics`].
+
+pub mod backup;
+pub mod config;
+pub mod forward;
+pub mod metrics;
+pub mod modem;
+pub mod receive;
+pub mod route;
+pub mod smsdrc;
+pub mod spool;
