@@ -91,6 +91,10 @@ pub struct PubkeyArgs {
     /// Print only the Ed25519 key (the one that verifies your signatures).
     #[arg(long)]
     pub ed25519: bool,
+    /// Also write a public key file to give to others (ptool layout, public keys
+    /// only; e.g. a provider's forwarder route `renter_keyfile`). Never overwrites.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// The public keys of a key file, derived from its private keys (so a file whose
@@ -102,6 +106,18 @@ pub fn pubkey(a: PubkeyArgs, out: &Output) -> Result<(), Failure> {
     let x = b64u::encode(x25519_public(&x).as_bytes());
     let e = sign_secret(&k.key(KeyRole::SignPrivate, None).map_err(err)?).map_err(err)?;
     let e = b64u::encode(e.verifying_key().as_bytes());
+    if let Some(path) = &a.out {
+        let text = serde_json::to_string_pretty(&json!({"x25519": {"public": x}, "ed25519": {"public": e}}))
+            .expect("JSON values serialise");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|err| Failure::error(format!("cannot create {}: {err}", path.display())))?;
+        use std::io::Write;
+        f.write_all(format!("{text}\n").as_bytes())
+            .map_err(|err| Failure::error(format!("cannot write {}: {err}", path.display())))?;
+    }
     if a.x25519 {
         println!("{x}");
     } else if a.ed25519 {

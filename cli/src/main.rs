@@ -4,6 +4,7 @@
 
 mod crypto;
 mod enum_cmd;
+mod inbox;
 mod node;
 mod verifier;
 
@@ -49,6 +50,9 @@ enum Command {
     ReceiptVerify(crypto::ReceiptVerifyArgs),
     /// Print what ptool reads from an emercoin.conf (ptool_conf).
     Conf(crypto::ConfArgs),
+    /// The renter's SMS inbox: serve deliveries, read messages.
+    #[command(subcommand)]
+    Inbox(inbox::InboxCommand),
 }
 
 /// How results are printed.
@@ -84,7 +88,7 @@ impl Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Output { json: cli.json };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ness: cannot start: {e}");
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
             Command::Receipt(a) => crypto::receipt(a),
             Command::ReceiptVerify(a) => crypto::receipt_verify(a, &out),
             Command::Conf(a) => crypto::conf(a),
+            Command::Inbox(c) => inbox::run(c, &out).await,
         }
     });
     match result {

@@ -20,6 +20,7 @@ use ness_core::envelope::{Receipt, ReceiptTo, b64u, seal_v1, seal_v2, sign};
 use ness_core::sms::{Delivery, Sms};
 
 use crate::config::Config;
+use crate::http::Sender;
 use crate::metrics::Metrics;
 use crate::route::{Route, Routes};
 use crate::spool::{self, Due, Outcome, Spool};
@@ -41,25 +42,19 @@ pub struct Failure {
 
 /// Send one delivery and check the receipt. Returns the receipt's JSON.
 pub async fn attempt(
-    client: &reqwest::Client,
+    sender: &Sender,
     route: &Route,
     provider: &VerifyingKey,
     body: Vec<u8>,
     envelope: &[u8],
+    timeout: Duration,
 ) -> Result<String, Failure> {
     let fail = |reason, message: String| Failure { reason, message };
-    let resp = client
-        .post(&route.inbox_url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| fail("connect", format!("{}: {}", route.inbox_url, error_chain(&e))))?;
-    let status = resp.status();
-    let text = resp.text().await.map_err(|e| fail("connect", format!("reading the answer: {}", error_chain(&e))))?;
-    if !status.is_success() {
+    let (status, answer) = sender.post_json(&route.inbox_url, body, timeout).await.map_err(|e| fail("connect", e))?;
+    let text = String::from_utf8_lossy(&answer);
+    if !(200..300).contains(&status) {
         let snippet: String = text.chars().take(200).collect();
-        return Err(fail("http", format!("the inbox answered {status}: {snippet}")));
+        return Err(fail("http", format!("the inbox answered {status}: {}", snippet.trim_end())));
     }
     let receipt = Receipt::parse(&text).map_err(|e| fail("receipt", format!("not a receipt: {e}")))?;
     receipt.verify_for(&route.renter_sign, envelope).map_err(|e| fail("receipt", format!("invalid receipt: {e}")))?;
@@ -67,17 +62,6 @@ pub async fn attempt(
         return Err(fail("receipt", "the receipt is addressed to someone else".into()));
     }
     Ok(receipt.canonical(true))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// The envelope for `due` under `route`: the stored one if it was sealed for this
@@ -118,7 +102,7 @@ pub struct Forwarder {
     config: Config,
     routes: Arc<Routes>,
     signer: Arc<SigningKey>,
-    clients: HashMap<Option<String>, reqwest::Client>,
+    clients: HashMap<Option<String>, Sender>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -141,16 +125,8 @@ impl Forwarder {
             if clients.contains_key(&proxy) {
                 continue;
             }
-            let mut b = reqwest::Client::builder()
-                .timeout(config.forward.timeout())
-                .connect_timeout(config.forward.timeout())
-                .pool_max_idle_per_host(config.forward.concurrency);
-            if let Some(p) = &proxy {
-                b = b.proxy(reqwest::Proxy::all(p).map_err(|e| ForwardError::Config(format!("proxy {p}: {e}")))?);
-            } else {
-                b = b.no_proxy();
-            }
-            let client = b.build().map_err(|e| ForwardError::Config(format!("HTTP client: {e}")))?;
+            let client = Sender::new(proxy.as_deref(), config.forward.timeout(), config.forward.concurrency)
+                .map_err(ForwardError::Config)?;
             clients.insert(proxy, client);
         }
         Ok(Forwarder { config, routes: Arc::new(routes), signer: Arc::new(signer), clients, metrics: Metrics::new() })
@@ -231,11 +207,12 @@ impl Forwarder {
                     inflight.insert(d.id.clone());
                     spooled_at.insert(d.id.clone(), (d.spooled_ms, d.attempts));
                     let client = self.clients[&route.proxy].clone();
+                    let timeout = f.timeout();
                     let body = delivery_body(&route, &d.id, &self.signer, &env);
                     let tx = tx.clone();
                     self.metrics.attempts.inc();
                     runtime.spawn(async move {
-                        let r = attempt(&client, &route, &provider, body, &env).await;
+                        let r = attempt(&client, &route, &provider, body, &env, timeout).await;
                         let _ = tx.send((d.id, r));
                     });
                 }

@@ -6,11 +6,12 @@
 //! - [`spool`]: the durable queue between the hook, the modem reader and the forwarder;
 //! - [`forward`]: sealing, signing, delivering and receipt-checking, by [`route`];
 //! - [`modem`]: reading a modem directly (AT commands, PDU mode) without gammu;
-//! - [`config`], [`metrics`].
+//! - [`config`], [`metrics`], [`http`] (the client, direct or through SOCKS5).
 
 pub mod backup;
 pub mod config;
 pub mod forward;
+pub mod http;
 pub mod metrics;
 pub mod modem;
 pub mod receive;

@@ -47,13 +47,21 @@ pub struct Proc {
 impl Proc {
     /// Start `program`; its stderr and stdout lines are collected.
     pub fn start(program: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Proc::start_in(program, args, env, None::<&std::path::Path>)
+    }
+
+    /// [`Proc::start`] in the working directory `cwd`.
+    pub fn start_in(program: PathBuf, args: &[&str], env: &[(&str, &str)], cwd: Option<&std::path::Path>) -> Proc {
         let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let mut cmd = Command::new(&program);
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        cmd.env("RUST_LOG", "warn");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env("RUST_LOG", "warn");
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let (tx, rx) = mpsc::channel();
         for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
@@ -88,6 +96,20 @@ impl Proc {
                 ),
             }
         }
+    }
+
+    /// SIGKILL, at once: a crash the program gets no chance to tidy up after.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Lines printed so far (without waiting).
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        &self.log
     }
 
     pub fn pid(&self) -> u32 {
