@@ -1,12 +1,10 @@
 //! The `ness-gammu-hook` command: `receive` is gammu-smsd's RunOnReceive program,
-//! `forward` and `modem` are the daemons, `spool` is for the operator.
+//! `forward` and `modem` start the daemons (ness-sms-daemon), `spool` is for the operator.
 
 use std::io::BufRead;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -15,7 +13,6 @@ use ness_gammu_hook::config::Config;
 use ness_gammu_hook::receive::{self, Received};
 use ness_gammu_hook::smsdrc::Smsdrc;
 use ness_gammu_hook::spool::{self, Spool};
-use ness_gammu_hook::{forward, metrics, modem};
 
 #[derive(Parser)]
 #[command(name = "ness-gammu-hook", version, about = "Received SMS from gammu-smsd or a modem, sealed and delivered to the renter's inbox")]
@@ -35,9 +32,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         locations: Vec<String>,
     },
-    /// Deliver spooled messages to the renters' inboxes (a daemon).
+    /// Deliver spooled messages to the renters' inboxes (a daemon; runs ness-sms-daemon).
     Forward,
-    /// Read SMS from a modem directly, with AT commands in PDU mode (a daemon).
+    /// Read SMS from a modem directly, with AT commands in PDU mode (a daemon; runs
+    /// ness-sms-daemon).
     Modem {
         /// The modem's serial device (overrides [modem] device).
         #[arg(long)]
@@ -81,8 +79,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Receive { locations } => run_receive(&cli.config, &locations),
-        Command::Forward => daemon(|| run_forward(&cli.config)),
-        Command::Modem { device } => daemon(|| run_modem(&cli.config, device)),
+        Command::Forward => exec_daemon(&cli.config, &["forward".as_ref()]),
+        Command::Modem { device } => match device {
+            Some(d) => exec_daemon(&cli.config, &["modem".as_ref(), "--device".as_ref(), d.as_os_str()]),
+            None => exec_daemon(&cli.config, &["modem".as_ref()]),
+        },
         Command::Spool { command } => match run_spool(&cli.config, command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -138,69 +139,19 @@ fn run_receive(config_path: &std::path::Path, locations: &[String]) -> ExitCode 
     }
 }
 
-fn daemon(f: impl FnOnce() -> Result<(), String>) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match f() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
-}
-
-/// Set `stop` on SIGINT or SIGTERM.
-fn stop_on_signals(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    rt.spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            tracing::error!("cannot listen for SIGTERM/SIGINT");
-            return;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        tracing::info!("stopping: finishing the deliveries in flight");
-        s.store(true, Ordering::Relaxed);
-    });
-    stop
-}
-
-fn run_forward(config_path: &std::path::Path) -> Result<(), String> {
-    let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let rt = runtime()?;
-    let forwarder = forward::Forwarder::new(config.clone()).map_err(|e| e.to_string())?;
-    if let Some(addr) = config.forward.metrics_listen {
-        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| format!("metrics on {addr}: {e}"))?;
-        tracing::info!("metrics on http://{addr}/metrics");
-        rt.spawn(metrics::serve(listener, forwarder.metrics.clone()));
-    }
-    let stop = stop_on_signals(&rt);
-    let handle = rt.handle().clone();
-    forwarder.run(handle, stop).map_err(|e| e.to_string())
-}
-
-fn run_modem(config_path: &std::path::Path, device: Option<PathBuf>) -> Result<(), String> {
-    let mut config = Config::load(config_path).map_err(|e| e.to_string())?;
-    if device.is_some() {
-        config.modem.device = device;
-    }
-    let rt = runtime()?;
-    let stop = stop_on_signals(&rt);
-    rt.block_on(modem::run(config, stop)).map_err(|e| e.to_string())
+/// `forward` and `modem` run in ness-sms-daemon, installed next to this binary:
+/// keeping tokio and the HTTP stack out of this one keeps `receive` quick to start
+/// (gammu-smsd waits for it). The daemon gets the same arguments.
+fn exec_daemon(config: &std::path::Path, args: &[&std::ffi::OsStr]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map(|e| e.with_file_name("ness-sms-daemon"));
+    let Ok(daemon) = exe else {
+        eprintln!("ness-gammu-hook: cannot find my own path to start ness-sms-daemon");
+        return ExitCode::FAILURE;
+    };
+    let err = std::process::Command::new(&daemon).arg("--config").arg(config).args(args).exec();
+    eprintln!("ness-gammu-hook: cannot start {}: {err}", daemon.display());
+    ExitCode::FAILURE
 }
 
 fn run_spool(config_path: &std::path::Path, command: SpoolCommand) -> Result<(), String> {

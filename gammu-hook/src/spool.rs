@@ -98,6 +98,20 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+fn persist_wal(conn: &Connection) {
+    let mut on: std::os::raw::c_int = 1;
+    // SAFETY: a valid open connection's handle, the "main" schema, and a pointer to
+    // an int, as SQLITE_FCNTL_PERSIST_WAL documents.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::os::raw::c_int).cast(),
+        );
+    }
+}
+
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> SpoolError + '_ {
     move |source| SpoolError::Db { path: path.into(), source }
 }
@@ -136,6 +150,15 @@ impl Spool {
         // at each commit, so a committed message survives power loss.
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        // The hook is a short-lived process and, when the forwarder is not running,
+        // the last one to close the file. SQLite would then checkpoint (two more
+        // fsyncs) and delete the WAL (an unlink and, next time, a directory fsync):
+        // milliseconds gammu-smsd waits for. So: no checkpoint at close, keep the
+        // WAL file, and checkpoint every 100 pages instead of 1000, which also
+        // bounds what the next opener reads to recover the WAL index.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(db)?;
+        persist_wal(&conn);
+        conn.pragma_update(None, "wal_autocheckpoint", 100).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(Spool { conn, path: path.into() })
     }
@@ -363,4 +386,61 @@ pub fn import_fallback(spool: &mut Spool, dir: &Path) -> Result<(usize, Vec<Stri
         let _ = fs::remove_file(f);
     }
     Ok((added, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ness_core::sms::Source;
+
+    fn sms(n: u8) -> Sms {
+        Sms {
+            id: Sms::derive_id(&[&n.to_string()]),
+            phone_id: "sim1".into(),
+            sender: "+1555".into(),
+            text: format!("text {n}"),
+            binary: None,
+            smsc_time: None,
+            received_at: "2026-11-22T00:00:00Z".into(),
+            parts_expected: 1,
+            parts_received: 1,
+            source: Source::GammuEnv,
+        }
+    }
+
+    #[test]
+    fn duplicates_are_ignored_and_states_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(&dir.path().join("s/spool.db"), Duration::from_secs(1)).unwrap();
+        assert_eq!(s.add(&[sms(1), sms(2)]).unwrap(), 2);
+        assert_eq!(s.add(&[sms(1)]).unwrap(), 0, "the same message twice is stored once");
+        let due = s.due(now_ms(), 10, &|_| false).unwrap();
+        assert_eq!(due.len(), 2);
+        s.finish(&[
+            (due[0].id.clone(), Outcome::Delivered { receipt: "{}".into() }),
+            (due[1].id.clone(), Outcome::Hold { error: "x".into() }),
+        ])
+        .unwrap();
+        assert_eq!(s.counts().unwrap(), Counts { pending: 0, delivered: 1, held: 1 });
+        assert_eq!(s.release(&[]).unwrap(), 1);
+        assert_eq!(s.counts().unwrap().pending, 1);
+        let mode = std::fs::metadata(dir.path().join("s/spool.db")).unwrap().permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o077, 0, "the spool is private");
+    }
+
+    #[test]
+    fn fallback_files_move_into_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let fb = dir.path().join("fallback");
+        write_fallback(&fb, &sms(7)).unwrap();
+        std::fs::write(fb.join("broken.json"), b"{not json").unwrap();
+        let mut s = Spool::open(&dir.path().join("spool.db"), Duration::from_secs(1)).unwrap();
+        let (n, problems) = import_fallback(&mut s, &fb).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(problems.len(), 1, "a broken file is reported and left: {problems:?}");
+        assert!(fb.join("broken.json").exists());
+        assert!(!fb.join(format!("{}.json", sms(7).id)).exists());
+        assert_eq!(Sms::from_json(&s.body(&sms(7).id).unwrap().unwrap()).unwrap().text, "text 7");
+    }
 }

@@ -437,3 +437,30 @@ fn modem_reader_against_a_fake_modem_on_a_pty() {
     assert!(log.contains("malformed PDU rejected"), "the bad PDU is reported: {log}");
     assert!(control.commands().iter().any(|c| c == "AT+CNMI=2,1,0,0,0"));
 }
+
+#[test]
+fn a_spool_that_cannot_be_opened_loses_nothing() {
+    let p = Pipeline::new(None, "");
+    // Make the database path a directory: SQLite cannot open it.
+    std::fs::create_dir_all(p.dir.path().join("spool/spool.db")).unwrap();
+    std::fs::write(p.path("smsdrc"), "[smsd]\nservice = null\nphoneid = sim1\n").unwrap();
+    let out = run(
+        &bin("ness-gammu-hook"),
+        &["--config", p.config.to_str().unwrap(), "receive"],
+        &[("SMS_MESSAGES", "1"), ("SMS_1_NUMBER", "+4915112345678"), ("SMS_1_TEXT", "kept anyway"), ("PHONE_ID", "sim1")],
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("instead"), "the hook says where the message went: {stderr}");
+    let files: Vec<_> = std::fs::read_dir(p.dir.path().join("spool/fallback")).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    // Once the database is usable, the forwarder takes the file in and delivers it.
+    std::fs::remove_dir(p.dir.path().join("spool/spool.db")).unwrap();
+    let _inbox = p.inbox();
+    let _fwd = p.forwarder();
+    wait_until("the fallback message to be delivered", Duration::from_secs(30), || {
+        Path::new(&p.path("spool/spool.db")).exists() && p.delivered() == 1
+    });
+    assert_eq!(p.read_inbox(), vec![("+4915112345678".to_owned(), "kept anyway".to_owned())]);
+}
