@@ -29,6 +29,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 cargo build --release -q -p ness-gammu-hook -p ness-cli --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release"
+# The hook as gammu-hook/README.md says to install it: static, its own profile.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile hook -q --target x86_64-unknown-linux-gnu \
+  -p ness-gammu-hook --bin ness-gammu-hook --manifest-path "$ROOT/Cargo.toml"
+HOOK="$ROOT/target/x86_64-unknown-linux-gnu/hook/ness-gammu-hook"
 WORK=$(mktemp -d /tmp/sms-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -54,7 +58,7 @@ inbox_url = "http://127.0.0.1:$INBOX_PORT/v1/sms"
 EOF
 
 echo "== hook wall time: $CALLS calls each, interleaved" >&2
-python3 - "$BIN/ness-gammu-hook" "$WORK" "$CALLS" <<'PY'
+python3 - "$HOOK" "$WORK" "$CALLS" <<'PY'
 import os, subprocess, sys, time
 hook, work, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
 env = dict(os.environ, LANG="C.UTF-8", PHONE_ID="sim1", SMS_MESSAGES="1", DECODED_PARTS="0",

@@ -1,4 +1,4 @@
-//! The hook's configuration: one TOML file (dist/sms.toml documents every key) read
+//! The hook's configuration: one TOML file (dialplan/gammu/sms.toml documents every key) read
 //! by all subcommands — where the spool lives, where gammu-smsd's own config is, how
 //! the forwarder signs and sends, which renter each SIM belongs to, and the modem.
 
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/sms.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dialplan/gammu/sms.toml");
         let c = Config::load(&path).unwrap();
         assert!(!c.routes.is_empty());
         assert_eq!(c.forward.concurrency, 32);

@@ -14,7 +14,7 @@ use ness_gammu_hook::{forward, metrics, modem};
 #[derive(Parser)]
 #[command(name = "ness-sms-daemon", version, about = "The SMS forwarder and the direct modem reader")]
 struct Cli {
-    /// The configuration file (see dist/sms.toml).
+    /// The configuration file (see dialplan/gammu/sms.toml).
     #[arg(long, short, global = true, env = "NESS_SMS_CONFIG", default_value = "/etc/ness/sms.toml")]
     config: PathBuf,
     #[command(subcommand)]

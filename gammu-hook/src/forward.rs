@@ -263,6 +263,9 @@ impl Forwarder {
             if last_counts.elapsed() >= Duration::from_secs(1) {
                 last_counts = Instant::now();
                 self.metrics.set_counts(&spool.counts()?);
+                if let Err(e) = spool.checkpoint() {
+                    tracing::warn!("checkpointing the spool: {e}");
+                }
             }
         }
         self.metrics.set_counts(&spool.counts()?);

@@ -17,7 +17,7 @@ use ness_gammu_hook::spool::{self, Spool};
 #[derive(Parser)]
 #[command(name = "ness-gammu-hook", version, about = "Received SMS from gammu-smsd or a modem, sealed and delivered to the renter's inbox")]
 struct Cli {
-    /// The configuration file (see dist/sms.toml).
+    /// The configuration file (see dialplan/gammu/sms.toml).
     #[arg(long, short, global = true, env = "NESS_SMS_CONFIG", default_value = "/etc/ness/sms.toml")]
     config: PathBuf,
     #[command(subcommand)]

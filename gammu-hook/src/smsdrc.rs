@@ -156,4 +156,15 @@ mod tests {
         assert!(Smsdrc::parse("[smsd]\nservice = mongo\n").unwrap_err().contains("mongo"));
         assert_eq!(Smsdrc::parse("[smsd]\nservice = null\n").unwrap().inbox_format, InboxFormat::Standard);
     }
+
+    #[test]
+    fn the_shipped_configs_parse_and_the_files_one_has_the_workaround() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dialplan/gammu");
+        for (name, service) in [("gammu-smsdrc.files", Service::Files), ("gammu-smsdrc.sql", Service::Sql), ("gammu-smsdrc.null", Service::Null)] {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert_eq!(Smsdrc::parse(&text).unwrap().service, service, "{name}");
+            let hook = parse_ini(&text).get("smsd.runonreceive").cloned().unwrap();
+            assert_eq!(hook.ends_with(" #"), service == Service::Files, "{name}: {hook}");
+        }
+    }
 }

@@ -98,6 +98,13 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The database header's read/write versions (bytes 18 and 19) are 2 in WAL mode.
+fn is_wal(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)).is_ok() && header[18] == 2 && header[19] == 2
+}
+
 fn persist_wal(conn: &Connection) {
     let mut on: std::os::raw::c_int = 1;
     // SAFETY: a valid open connection's handle, the "main" schema, and a pointer to
@@ -144,21 +151,27 @@ impl Spool {
                 .open(path)
                 .map_err(|source| SpoolError::Io { path: path.into(), source })?;
         }
-        let conn = Connection::open(path).map_err(db)?;
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(db)?;
         conn.busy_timeout(busy_timeout).map_err(db)?;
-        // WAL is remembered by the file; asking again is cheap. FULL: fsync the WAL
-        // at each commit, so a committed message survives power loss.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        // WAL is remembered by the file: set it only when the header does not
+        // already say so (asking again costs the hook a few hundred µs). FULL:
+        // fsync the WAL at each commit, so a committed message survives power loss.
+        if !is_wal(path) {
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        }
         conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
         // The hook is a short-lived process and, when the forwarder is not running,
         // the last one to close the file. SQLite would then checkpoint (two more
         // fsyncs) and delete the WAL (an unlink and, next time, a directory fsync):
-        // milliseconds gammu-smsd waits for. So: no checkpoint at close, keep the
-        // WAL file, and checkpoint every 100 pages instead of 1000, which also
-        // bounds what the next opener reads to recover the WAL index.
+        // milliseconds gammu-smsd waits for. So: no checkpoint at close, and the
+        // WAL file stays. The running forwarder checkpoints every second
+        // ([`Spool::checkpoint`]); SQLite's own every-1000-pages checkpoint bounds
+        // the WAL while it is stopped.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(db)?;
         persist_wal(&conn);
-        conn.pragma_update(None, "wal_autocheckpoint", 100).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(Spool { conn, path: path.into() })
     }
@@ -271,6 +284,12 @@ impl Spool {
             r.map_err(db_err(&self.path))?;
         }
         tx.commit().map_err(db_err(&self.path))
+    }
+
+    /// Copy the WAL into the database without waiting for anyone (PASSIVE), so the
+    /// hook's commits stay one fsync and the next opener has little to recover.
+    pub fn checkpoint(&self) -> Result<(), SpoolError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(db_err(&self.path))
     }
 
     pub fn counts(&self) -> Result<Counts, SpoolError> {
