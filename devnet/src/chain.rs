@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn index_order_is_length_then_bytes() {
-        let mut keys = vec![NameKey(b"test:hist".to_vec()), NameKey(b"ver:enum".to_vec()), NameKey(b"test:a".to_vec())];
+        let mut keys = [NameKey(b"test:hist".to_vec()), NameKey(b"ver:enum".to_vec()), NameKey(b"test:a".to_vec())];
         keys.sort();
         assert_eq!(keys[0].0, b"test:a");
         assert_eq!(keys[1].0, b"ver:enum");

@@ -138,7 +138,7 @@ impl Pipeline {
 struct Gammu {
     device: PathBuf,
     next_location: u32,
-    smsd: Proc,
+    _smsd: Proc,
 }
 
 /// A gammu-smsd config from dialplan/gammu/ as shipped, pointed at this test's
@@ -180,7 +180,7 @@ impl Gammu {
         std::fs::write(p.path("smsdrc"), rc).unwrap();
         // Debian's unit reads LANG from /etc/default/gammu-smsd (dialplan/gammu/default-gammu-smsd).
         let smsd = Proc::start_in(smsd_bin, &["-c", &p.path("smsdrc"), "-X", "120"], &[("LANG", "C.UTF-8")], Some(p.dir.path()));
-        Gammu { device, next_location: 1, smsd }
+        Gammu { device, next_location: 1, _smsd: smsd }
     }
 
     /// Put one physical SMS in the SIM inbox (temp name, then rename: the driver

@@ -114,7 +114,7 @@ fn atoi(s: &str) -> i64 {
 fn parse_e2u(line: &str) -> Result<E2uLine, &'static str> {
     let eq = line.find('=').ok_or("no '=' after the service")?;
     let service = line[..eq].trim_end_matches(|c: char| c.is_ascii() && is_blank(c as u8));
-    let mut s = Scanner { b: line[eq + 1..].as_bytes(), i: 0 };
+    let mut s = Scanner { b: &line.as_bytes()[eq + 1..], i: 0 };
     let order = s.unsigned().ok_or("order is not a number from 0 to 65535")?;
     s.literal(b'|').ok_or("expected '|' after the order")?;
     let preference = s.unsigned().ok_or("preference is not a number from 0 to 65535")?;

@@ -157,21 +157,28 @@ const REVOCATION_CACHE: usize = 4096;
 
 type Shared = Arc<OnceCell<Result<(Arc<EnumAnswer>, Instant), ResolveError>>>;
 
+/// Verifier names → when they were read, and the verifier (None: not trusted).
+type VerifierCache = HashMap<String, (Instant, Option<Arc<Verifier>>)>;
+/// (record name, signature, verifier key hash) → whether the signature verified.
+type SignatureCache = lru::LruCache<(String, String, [u8; 20]), bool>;
+/// SRL name → when it was read, and its value.
+type RevocationCache = lru::LruCache<String, (Instant, Option<Arc<str>>)>;
+
 pub struct Resolver<S> {
     source: S,
     config: ResolverConfig,
     cache: AnswerCache,
-    verifiers: Mutex<HashMap<String, (Instant, Option<Arc<Verifier>>)>>,
+    verifiers: Mutex<VerifierCache>,
     /// Outcomes of signature checks: a record fetched again after its TTL usually
     /// carries the same signature, and checking one (key recovery) is the most
     /// expensive step of a lookup. The outcome is a fact about the bytes, so it
     /// never goes stale; the verifier's current key is part of the key.
-    signatures: Mutex<lru::LruCache<(String, String, [u8; 20]), bool>>,
+    signatures: Mutex<SignatureCache>,
     /// SRL records by name, with when they were read. Every record a verifier
     /// signed hashes into one of a few buckets, so without this each miss would
     /// read one again. Kept no longer than a positive answer (`ttl_cap`), so a
     /// revocation takes effect within twice `ttl_cap`, or at once after `flush`.
-    revocations: Mutex<lru::LruCache<String, (Instant, Option<Arc<str>>)>>,
+    revocations: Mutex<RevocationCache>,
     in_flight: Mutex<HashMap<Box<str>, Shared>>,
     stats: ResolverStats,
 }
