@@ -324,9 +324,28 @@ fn import(p: &Pipeline, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("message {i}")).collect()
 }
 
+/// GET /metrics from the forwarder.
+fn metrics(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
 #[test]
 fn inbox_down_for_a_while_then_delivered_once() {
-    let p = Pipeline::new(None, "");
+    let metrics_port = free_tcp_port();
+    let p = Pipeline::new(None, &format!("metrics_listen = \"127.0.0.1:{metrics_port}\""));
     let texts = import(&p, 5);
     let _fwd = p.forwarder();
     // Nothing listens yet: attempts fail and are retried.
@@ -341,6 +360,18 @@ fn inbox_down_for_a_while_then_delivered_once() {
     let mut got: Vec<String> = p.read_inbox().into_iter().map(|(_, t)| t).collect();
     got.sort();
     assert_eq!(got, texts, "each message exactly once");
+    // The operator sees it all on /metrics.
+    wait_until("the spool gauge to catch up", Duration::from_secs(5), || {
+        metric(&metrics(metrics_port), "ness_sms_spool_messages{state=\"delivered\"}") == 5.0
+    });
+    let m = metrics(metrics_port);
+    assert_eq!(metric(&m, "ness_sms_delivered_total"), 5.0);
+    assert!(metric(&m, "ness_sms_delivery_failures_total{reason=\"connect\"}") >= 10.0, "{m}");
+    assert!(metric(&m, "ness_sms_delivery_attempts_total") >= 15.0, "{m}");
+    // Reading marks messages read; --unread then shows none.
+    ness(&["inbox", "read", "--db", &p.path("inbox.db"), "--keyfile", &p.path("renter.key"), "--mark-read"]);
+    let unread = ness(&["--json", "inbox", "read", "--db", &p.path("inbox.db"), "--keyfile", &p.path("renter.key"), "--unread"]);
+    assert_eq!(unread.trim(), "[]");
 }
 
 /// A TCP relay that SIGKILLs `victim` when the first answer comes back from the
