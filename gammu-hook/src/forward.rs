@@ -297,6 +297,65 @@ mod tests {
         assert!(spread.len() > 1, "jitter spreads retries");
     }
 
+    /// An inbox that answers every delivery with a receipt signed by `signer`.
+    async fn inbox(signer: SigningKey, to: String, status: u16) -> String {
+        use axum::routing::post;
+        let app = axum::Router::new().route(
+            "/v1/sms",
+            post(move |body: axum::body::Bytes| {
+                let (signer, to) = (signer.clone(), to.clone());
+                async move {
+                    let d: Delivery = serde_json::from_slice(&body).unwrap();
+                    let env = b64u::decode(&d.envelope).unwrap();
+                    let from = b64u::encode(signer.verifying_key().as_bytes());
+                    let r = Receipt::issue(&signer, &from, ReceiptTo::Key(to), &env, time::OffsetDateTime::now_utc()).unwrap();
+                    (axum::http::StatusCode::from_u16(status).unwrap(), r.canonical(true))
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/sms", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn only_the_renters_receipt_for_these_bytes_counts() {
+        let provider = SigningKey::from_bytes(&[1; 32]);
+        let renter = SigningKey::from_bytes(&[2; 32]);
+        let stranger = SigningKey::from_bytes(&[3; 32]);
+        let renter_box = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([4; 32]));
+        let me = b64u::encode(provider.verifying_key().as_bytes());
+        let route = |url: String| Route {
+            phone_ids: vec!["*".into()],
+            renter_box,
+            renter_sign: renter.verifying_key(),
+            inbox_url: url,
+            envelope: 2,
+            proxy: None,
+            key: String::new(),
+        };
+        let sender = Sender::new(None, Duration::from_secs(2), 1).unwrap();
+        let env = seal_v2(&provider, &renter_box, [9; 16], 1, b"{}").unwrap();
+        let body = || delivery_body(&route(String::new()), &hex::encode([9u8; 16]), &provider, &env);
+        let t = Duration::from_secs(2);
+        let good = route(inbox(renter.clone(), me.clone(), 200).await);
+        assert!(attempt(&sender, &good, &provider.verifying_key(), body(), &env, t).await.is_ok());
+        let forged = route(inbox(stranger, me.clone(), 200).await);
+        let e = attempt(&sender, &forged, &provider.verifying_key(), body(), &env, t).await.unwrap_err();
+        assert_eq!(e.reason, "receipt", "{}", e.message);
+        let misaddressed = route(inbox(renter.clone(), "someone-else".into(), 200).await);
+        let e = attempt(&sender, &misaddressed, &provider.verifying_key(), body(), &env, t).await.unwrap_err();
+        assert_eq!(e.reason, "receipt", "{}", e.message);
+        let refused = route(inbox(renter.clone(), me.clone(), 503).await);
+        let e = attempt(&sender, &refused, &provider.verifying_key(), body(), &env, t).await.unwrap_err();
+        assert_eq!(e.reason, "http", "{}", e.message);
+        // A receipt for other bytes: the same message sealed again is another envelope.
+        let other = seal_v2(&provider, &renter_box, [9; 16], 1, b"{}").unwrap();
+        let e = attempt(&sender, &good, &provider.verifying_key(), body(), &other, t).await.unwrap_err();
+        assert_eq!(e.reason, "receipt", "{}", e.message);
+    }
+
     #[test]
     fn old_messages_are_held_not_dropped() {
         let d = Due { id: "x".into(), phone_id: String::new(), body: vec![], spooled_ms: 0, attempts: 9, envelope: None };
