@@ -98,6 +98,13 @@ fn main() -> ExitCode {
 /// durable, or (last resort) written whole into gammu-smsd's log.
 fn run_receive(config_path: &std::path::Path, locations: &[String]) -> ExitCode {
     let env = receive::process_env();
+    if locations.is_empty() && !env.contains_key("SMS_MESSAGES") && !env.contains_key("SMS_1_NUMBER") {
+        eprintln!(
+            "ness-gammu-hook: no message here: `receive` is run by gammu-smsd (RunOnReceive), which passes \
+             the message in SMS_* variables or as inbox file names/row ids; nothing was spooled"
+        );
+        return ExitCode::from(2);
+    }
     let config = Config::load(config_path).unwrap_or_else(|e| {
         eprintln!("ness-gammu-hook: {e}; spooling to the default place");
         Config::default()

@@ -219,12 +219,28 @@ impl Gammu {
     }
 }
 
+/// microsocks on a free loopback port, listening (another test may have taken the
+/// port between our probe and its bind: then try another).
+fn microsocks() -> (Proc, u16) {
+    let socks_bin = require_tool("microsocks", "microsocks");
+    for _ in 0..5 {
+        let port = free_tcp_port();
+        let mut p = Proc::start(socks_bin.clone(), &["-i", "127.0.0.1", "-p", &port.to_string()], &[]);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && p.running() {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (p, port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("microsocks did not start listening on loopback");
+}
+
 /// Three messages (GSM with escapes, UCS-2 with an emoji, 3 parts) through a real
 /// gammu-smsd with the given backend, forwarded through microsocks.
 fn through_gammu(rc: impl Fn(&Pipeline) -> String, senders: [&str; 3], source: &str) -> (Pipeline, Gammu) {
-    let socks_bin = require_tool("microsocks", "microsocks");
-    let socks_port = free_tcp_port();
-    let mut socks = Proc::start(socks_bin, &["-i", "127.0.0.1", "-p", &socks_port.to_string()], &[]);
+    let (mut socks, socks_port) = microsocks();
     let p = Pipeline::new(Some(socks_port), "");
     let mut gammu = Gammu::start(&p, &rc(&p));
     gammu.send(senders[0], GSM_TEXT, false, 0);
@@ -235,7 +251,16 @@ fn through_gammu(rc: impl Fn(&Pipeline) -> String, senders: [&str; 3], source: &
     });
     let _inbox = p.inbox();
     let _fwd = p.forwarder();
-    wait_until("the forwarder to deliver 3 messages", Duration::from_secs(30), || p.delivered() == 3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.delivered() != 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the forwarder did not deliver 3 messages in 30 s; spool:\n{}\nmicrosocks: {:?}",
+            hook(&p.config, &["spool", "list"]),
+            socks.drain()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mut got = p.read_inbox();
     got.sort();
     let mut want = vec![
@@ -516,4 +541,13 @@ fn a_spool_that_cannot_be_opened_loses_nothing() {
         Path::new(&p.path("spool/spool.db")).exists() && p.delivered() == 1
     });
     assert_eq!(p.read_inbox(), vec![("+4915112345678".to_owned(), "kept anyway".to_owned())]);
+}
+
+#[test]
+fn receive_run_by_hand_spools_nothing() {
+    let p = Pipeline::new(None, "");
+    let out = run(&bin("ness-gammu-hook"), &["--config", p.config.to_str().unwrap(), "receive"], &[], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RunOnReceive"));
+    assert!(!Path::new(&p.path("spool/spool.db")).exists(), "no empty message was spooled");
 }
