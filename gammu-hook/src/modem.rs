@@ -96,9 +96,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> At<S> {
         while let Some(l) = self.lines.pop_front() {
             self.note_urc(&l);
         }
-        self.io.write_all(format!("{command}\r").as_bytes()).await?;
-        self.io.flush().await?;
         let deadline = tokio::time::Instant::now() + timeout;
+        // A modem holding the line (flow control) must not stall the reader either.
+        let send = async {
+            self.io.write_all(format!("{command}\r").as_bytes()).await?;
+            self.io.flush().await
+        };
+        match tokio::time::timeout_at(deadline, send).await {
+            Ok(r) => r?,
+            Err(_) => return Err(ModemError::Timeout { command: command.into(), timeout_ms: timeout.as_millis() }),
+        }
         let mut answer = Vec::new();
         loop {
             let Some(line) = self.line(deadline).await? else {
@@ -169,13 +176,12 @@ pub fn to_sms(m: &Assembled<(u32, String)>, phone_id: &str) -> Sms {
     let origin: Vec<String> = m.tags.iter().map(|(i, p)| format!("{i}:{p}")).collect();
     let mut id_parts: Vec<&str> = vec![phone_id, "modem", &m.sender];
     id_parts.extend(origin.iter().map(String::as_str));
-    use base64::Engine;
     Sms {
         id: Sms::derive_id(&id_parts),
         phone_id: phone_id.into(),
         sender: m.sender.clone(),
         text: m.text.clone(),
-        binary: m.binary.as_ref().map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+        binary: m.binary.as_deref().map(crate::receive::base64_encode),
         smsc_time: Some(m.scts.rfc3339()),
         received_at: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         parts_expected: m.parts_expected,

@@ -155,7 +155,7 @@ fn from_files(env: &Env, args: &[String], rc: &Smsdrc) -> Result<Sms, String> {
         let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if name.ends_with(".bin") {
             binary.extend_from_slice(&bytes);
-            parts += 1;
+            parts = parts.saturating_add(1);
             continue;
         }
         match rc.inbox_format {
@@ -178,10 +178,10 @@ fn from_files(env: &Env, args: &[String], rc: &Smsdrc) -> Result<Sms, String> {
                         units.extend_from_slice(&p.units);
                     }
                 }
-                parts += backup.len().max(1) as u8 - 1;
+                parts = parts.saturating_add(u8::try_from(backup.len().max(1) - 1).unwrap_or(u8::MAX));
             }
         }
-        parts += 1;
+        parts = parts.saturating_add(1);
     }
     text.push_str(&String::from_utf16_lossy(&units));
     let first = names.first().ok_or("no inbox file names")?;
@@ -205,7 +205,8 @@ fn from_files(env: &Env, args: &[String], rc: &Smsdrc) -> Result<Sms, String> {
     })
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+/// 8-bit user data as the `binary` field carries it (standard base64).
+pub fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -259,7 +260,7 @@ fn from_sql(env: &Env, args: &[String], rc: &Smsdrc) -> Result<Sms, String> {
         None
     };
     let expected = hex::decode(&first.udh).ok().and_then(|u| backup::concat_of(&u)).map(|(_, total, _)| total);
-    let parts = rows.len() as u8;
+    let parts = u8::try_from(rows.len()).unwrap_or(u8::MAX);
     let sender = if first.sender.is_empty() { env.get("SMS_1_NUMBER").cloned().unwrap_or_default() } else { first.sender.clone() };
     let phone_id = phone_id(env, rc);
     let id = Sms::derive_id(&[&phone_id, "sql", &db.to_string_lossy(), &ids[0].to_string(), &sender, &first.time]);
