@@ -271,6 +271,9 @@ fn read(a: ReadArgs, out: &Output) -> Result<(), Failure> {
     let kf = Keyfile::read(&a.keyfile).map_err(|e| Failure::error(e.to_string()))?;
     let secret = box_secret(&kf.key(KeyRole::BoxPrivate, None).map_err(|e| Failure::error(e.to_string()))?)
         .map_err(|e| Failure::error(e.to_string()))?;
+    if !a.db.exists() {
+        return Err(Failure::error(format!("no inbox database at {} (ness inbox serve creates it)", a.db.display())));
+    }
     let conn = open_db(&a.db)?;
     let err = |e: rusqlite::Error| Failure::error(format!("the inbox database {}: {e}", a.db.display()));
     let mut st = conn

@@ -397,6 +397,10 @@ fn inbox_down_for_a_while_then_delivered_once() {
     ness(&["inbox", "read", "--db", &p.path("inbox.db"), "--keyfile", &p.path("renter.key"), "--mark-read"]);
     let unread = ness(&["--json", "inbox", "read", "--db", &p.path("inbox.db"), "--keyfile", &p.path("renter.key"), "--unread"]);
     assert_eq!(unread.trim(), "[]");
+    // A mistyped database path is an error, not an empty inbox.
+    let out = run(&bin("ness"), &["inbox", "read", "--db", &p.path("typo.db"), "--keyfile", &p.path("renter.key")], &[], Duration::from_secs(10));
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no inbox database"));
+    assert!(!Path::new(&p.path("typo.db")).exists());
 }
 
 /// A TCP relay that SIGKILLs `victim` when the first answer comes back from the
