@@ -294,3 +294,38 @@ async fn revocation_lists_are_shared_by_misses_and_kept_no_longer_than_ttl_cap()
     r.flush();
     assert!(r.lookup(&n).await.unwrap().answer.is_found());
 }
+
+#[tokio::test]
+async fn reconfiguring_keeps_the_cache_unless_trust_changes() {
+    let w = World::new();
+    w.signed("enum:15551234567:0", "E2U+sip=100|10|!^.*$!sip:a@b!");
+    let n = num("+15551234567");
+    let r = w.resolver(ResolverConfig::default());
+    r.lookup(&n).await.unwrap();
+    let reads = w.nvs.reads();
+
+    // Tunables only: the same cache, no node read.
+    let tuned = ResolverConfig { lookup_timeout: Duration::from_millis(300), ttl_cap: Duration::from_secs(60), ..Default::default() };
+    let (r2, carry) = r.reconfigured(w.nvs.clone(), tuned.clone());
+    assert_eq!(carry, ness_core::enumer::CacheCarry::Kept);
+    assert_eq!(r2.lookup(&n).await.unwrap().source, AnswerSource::Cache);
+    assert_eq!(w.nvs.reads(), reads);
+    assert_eq!(r2.config().lookup_timeout, Duration::from_millis(300));
+    assert_eq!(r2.cached_numbers(), vec![Box::<str>::from("15551234567")]);
+
+    // A new cache size: copied.
+    let (r3, carry) = r2.reconfigured(w.nvs.clone(), ResolverConfig { cache_capacity: 50, ..tuned.clone() });
+    assert_eq!(carry, ness_core::enumer::CacheCarry::Resized);
+    assert_eq!(r3.lookup(&n).await.unwrap().source, AnswerSource::Cache);
+
+    // Another verifier: what the old one vouched for is forgotten.
+    let other = ResolverConfig {
+        trust: ness_core::enumer::TrustPolicy { verifiers: vec!["ver:other".into()], require_signature: true },
+        ..tuned
+    };
+    let (r4, carry) = r3.reconfigured(w.nvs.clone(), other);
+    assert_eq!(carry, ness_core::enumer::CacheCarry::Flushed);
+    let l = r4.lookup(&n).await.unwrap();
+    assert_eq!(l.source, AnswerSource::Node);
+    assert!(!l.answer.is_found());
+}

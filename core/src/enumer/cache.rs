@@ -92,6 +92,29 @@ impl AnswerCache {
     pub fn capacity(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).cap().get()).sum()
     }
+
+    /// The numbers held (fresh, stale or expired-but-not-yet-evicted), in no order.
+    pub fn keys(&self) -> Vec<Box<str>> {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            out.extend(s.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, _)| k.clone()));
+        }
+        out
+    }
+
+    /// A cache of `capacity` holding this one's entries; when it is smaller, each
+    /// shard keeps its most recently used ones.
+    pub fn resized(&self, capacity: usize) -> AnswerCache {
+        let out = AnswerCache::new(capacity);
+        for s in &self.shards {
+            let shard = s.lock().unwrap_or_else(|p| p.into_inner());
+            // Oldest first, so the newest end up most recently used.
+            for (k, e) in shard.iter().rev() {
+                out.shard(k).lock().unwrap_or_else(|p| p.into_inner()).put(k.clone(), e.clone());
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +135,22 @@ mod tests {
         assert!(matches!(c.get("1555", t0 + Duration::from_secs(12)), CacheRead::Stale(_)));
         assert!(matches!(c.get("1555", t0 + Duration::from_secs(15)), CacheRead::Miss));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn resizing_keeps_entries_and_their_times() {
+        let c = AnswerCache::new(1000);
+        let t0 = Instant::now();
+        for i in 0..500 {
+            c.insert(&format!("1{i:04}"), empty(), t0, Duration::from_secs(10), Duration::from_secs(5));
+        }
+        let bigger = c.resized(2000);
+        assert_eq!(bigger.len(), 500);
+        assert!(matches!(bigger.get("10007", t0 + Duration::from_secs(9)), CacheRead::Fresh(..)));
+        assert!(matches!(bigger.get("10008", t0 + Duration::from_secs(12)), CacheRead::Stale(_)));
+        let smaller = c.resized(64);
+        assert!(smaller.len() <= 64 && !smaller.is_empty());
+        assert_eq!(c.keys().len(), 500);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod answer;
 pub mod cache;
+pub mod dialplan;
 pub mod e164;
 pub mod naptr;
 pub mod privatenumer;
@@ -25,6 +26,6 @@ pub use answer::{EnumAnswer, IgnoredRecord, Layout, RecordInfo};
 pub use e164::{E164, NumberError, parse_enumer_name, parse_privatenumer_name};
 pub use naptr::{Naptr, NaptrRegexp, RegexpError, service_matches};
 pub use record::{E2uLine, EnumerRecord, SigEntry, parse_enumer_value};
-pub use resolver::{AnswerSource, Lookup, ResolveError, Resolver, ResolverConfig, ResolverStats, StatsSnapshot};
+pub use resolver::{AnswerSource, CacheCarry, Lookup, ResolveError, Resolver, ResolverConfig, ResolverStats, StatsSnapshot};
 pub use source::NameSource;
 pub use trust::{Distrust, TrustPolicy};

@@ -98,6 +98,17 @@ pub struct Lookup {
     pub fresh_until: Option<Instant>,
 }
 
+/// What [`Resolver::reconfigured`] did with the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheCarry {
+    /// The same cache, shared with the old resolver.
+    Kept,
+    /// Copied into a cache of the new size.
+    Resized,
+    /// Trust, layout or record limit changed: the new resolver starts empty.
+    Flushed,
+}
+
 /// Counters, readable at any time.
 #[derive(Debug, Default)]
 pub struct ResolverStats {
@@ -167,18 +178,18 @@ type RevocationCache = lru::LruCache<String, (Instant, Option<Arc<str>>)>;
 pub struct Resolver<S> {
     source: S,
     config: ResolverConfig,
-    cache: AnswerCache,
-    verifiers: Mutex<VerifierCache>,
+    cache: Arc<AnswerCache>,
+    verifiers: Arc<Mutex<VerifierCache>>,
     /// Outcomes of signature checks: a record fetched again after its TTL usually
     /// carries the same signature, and checking one (key recovery) is the most
     /// expensive step of a lookup. The outcome is a fact about the bytes, so it
     /// never goes stale; the verifier's current key is part of the key.
-    signatures: Mutex<SignatureCache>,
+    signatures: Arc<Mutex<SignatureCache>>,
     /// SRL records by name, with when they were read. Every record a verifier
     /// signed hashes into one of a few buckets, so without this each miss would
     /// read one again. Kept no longer than a positive answer (`ttl_cap`), so a
     /// revocation takes effect within twice `ttl_cap`, or at once after `flush`.
-    revocations: Mutex<RevocationCache>,
+    revocations: Arc<Mutex<RevocationCache>>,
     in_flight: Mutex<HashMap<Box<str>, Shared>>,
     stats: ResolverStats,
 }
@@ -186,15 +197,57 @@ pub struct Resolver<S> {
 impl<S: NameSource> Resolver<S> {
     pub fn new(source: S, config: ResolverConfig) -> Self {
         Resolver {
-            cache: AnswerCache::new(config.cache_capacity),
+            cache: Arc::new(AnswerCache::new(config.cache_capacity)),
             source,
             config,
-            verifiers: Mutex::new(HashMap::new()),
-            signatures: Mutex::new(lru::LruCache::new(std::num::NonZeroUsize::new(SIGNATURE_CACHE).expect("non-zero"))),
-            revocations: Mutex::new(lru::LruCache::new(std::num::NonZeroUsize::new(REVOCATION_CACHE).expect("non-zero"))),
+            verifiers: Arc::default(),
+            signatures: Arc::new(Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(SIGNATURE_CACHE).expect("non-zero"),
+            ))),
+            revocations: Arc::new(Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(REVOCATION_CACHE).expect("non-zero"),
+            ))),
             in_flight: Mutex::new(HashMap::new()),
             stats: ResolverStats::default(),
         }
+    }
+
+    /// A resolver with new settings over `source` (a client of the same node) that
+    /// keeps what this one has learned — cached answers, verifiers, signature
+    /// outcomes — when the new settings would judge records the same way (same
+    /// trust policy, layout and record limit). Otherwise it starts empty: a cached
+    /// answer trusted under the old verifiers must not outlive them. Deadlines,
+    /// TTLs and the stale policy apply to what is cached from now on. This is a
+    /// PBX module's reload; a different node needs [`Resolver::new`].
+    pub fn reconfigured(&self, source: S, config: ResolverConfig) -> (Resolver<S>, CacheCarry) {
+        let old = &self.config;
+        if old.trust != config.trust
+            || old.privatenumer_layout != config.privatenumer_layout
+            || old.max_records != config.max_records
+        {
+            return (Resolver::new(source, config), CacheCarry::Flushed);
+        }
+        let (cache, carry) = if self.cache.capacity() == AnswerCache::new(config.cache_capacity).capacity() {
+            (self.cache.clone(), CacheCarry::Kept)
+        } else {
+            (Arc::new(self.cache.resized(config.cache_capacity)), CacheCarry::Resized)
+        };
+        let resolver = Resolver {
+            source,
+            cache,
+            verifiers: if old.verifier_ttl == config.verifier_ttl { self.verifiers.clone() } else { Arc::default() },
+            signatures: self.signatures.clone(),
+            revocations: self.revocations.clone(),
+            in_flight: Mutex::new(HashMap::new()),
+            stats: ResolverStats::default(),
+            config,
+        };
+        (resolver, carry)
+    }
+
+    /// The numbers the cache holds (fresh or stale), in no order.
+    pub fn cached_numbers(&self) -> Vec<Box<str>> {
+        self.cache.keys()
     }
 
     pub fn config(&self) -> &ResolverConfig {
