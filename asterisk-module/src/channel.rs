@@ -1,0 +1,153 @@
+//! What the module keeps on a channel: one datastore per channel that has used
+//! a function, holding `EMC_ENUM_QUERY` results. The datastore is allocated with
+//! the module as owner, so Asterisk counts it as a use of the module: `module
+//! unload` is refused while such a call is up and works after its hangup. Also
+//! status variables and the autoservice bracket around slow lookups.
+
+use std::ffi::{CStr, c_void};
+
+use ness_core::enumer::dialplan::ServiceFilter;
+
+use crate::ffi::{self, AO2_LOCK_REQ_MUTEX, ast_channel, ast_datastore_info};
+
+/// Results kept per channel; the oldest query is dropped beyond this.
+pub const MAX_QUERIES: usize = 64;
+
+/// One `EMC_ENUM_QUERY` result set.
+pub struct Query {
+    pub id: u64,
+    pub service: ServiceFilter,
+    pub uris: Vec<String>,
+}
+
+/// Everything the module keeps for one channel.
+#[derive(Default)]
+pub struct ChannelState {
+    pub queries: Vec<Query>,
+}
+
+unsafe extern "C" fn destroy_state(data: *mut c_void) {
+    crate::log::fence("datastore destroy", (), || {
+        if !data.is_null() {
+            // SAFETY: set from Box::into_raw in `with_state`; Asterisk calls this once.
+            drop(unsafe { Box::from_raw(data as *mut ChannelState) });
+        }
+    });
+}
+
+static STATE_INFO: ast_datastore_info = ast_datastore_info {
+    type_: c"privateness".as_ptr(),
+    duplicate: None,
+    destroy: Some(destroy_state),
+    chan_fixup: None,
+    chan_breakdown: None,
+};
+
+/// The channel lock, held while the guard lives.
+pub struct Locked(*mut ast_channel);
+
+impl Locked {
+    /// # Safety
+    /// `chan` is a live channel handed to the current callback.
+    pub unsafe fn new(chan: *mut ast_channel) -> Locked {
+        // SAFETY: ao2 lock of a live channel (what ast_channel_lock expands to).
+        unsafe {
+            ffi::__ao2_lock(
+                chan,
+                AO2_LOCK_REQ_MUTEX,
+                c"channel.rs".as_ptr(),
+                c"privateness".as_ptr(),
+                0,
+                c"chan".as_ptr(),
+            );
+        }
+        Locked(chan)
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // SAFETY: locked in `new`.
+        unsafe {
+            ffi::__ao2_unlock(
+                self.0,
+                c"channel.rs".as_ptr(),
+                c"privateness".as_ptr(),
+                0,
+                c"chan".as_ptr(),
+            )
+        };
+    }
+}
+
+/// Run `f` on the channel's state, creating it (and so pinning the module
+/// until hangup) on first use. None if Asterisk could not allocate it.
+///
+/// # Safety
+/// `chan` is a live channel handed to the current callback.
+pub unsafe fn with_state<R>(
+    chan: *mut ast_channel,
+    f: impl FnOnce(&mut ChannelState) -> R,
+) -> Option<R> {
+    // SAFETY: per the caller; the datastore list is walked and changed under the
+    // channel lock, as datastore.h asks.
+    unsafe {
+        let _lock = Locked::new(chan);
+        let mut ds = ffi::ast_channel_datastore_find(chan, &STATE_INFO, std::ptr::null());
+        if ds.is_null() {
+            ds = ffi::__ast_datastore_alloc(
+                &STATE_INFO,
+                std::ptr::null(),
+                crate::module_self(),
+                c"channel.rs".as_ptr(),
+                0,
+                c"privateness".as_ptr(),
+            );
+            if ds.is_null() {
+                return None;
+            }
+            (*ds).data = Box::into_raw(Box::<ChannelState>::default()) as *mut c_void;
+            ffi::ast_channel_datastore_add(chan, ds);
+        }
+        let state = (*ds).data as *mut ChannelState;
+        if state.is_null() {
+            return None;
+        }
+        Some(f(&mut *state))
+    }
+}
+
+/// Set a channel variable (copied by Asterisk).
+///
+/// # Safety
+/// `chan` is a live channel handed to the current callback.
+pub unsafe fn set_var(chan: *mut ast_channel, name: &CStr, value: &CStr) {
+    // SAFETY: per the caller; setvar locks the channel itself and copies both strings.
+    unsafe { ffi::pbx_builtin_setvar_helper(chan, name.as_ptr(), value.as_ptr()) };
+}
+
+/// Keeps the channel's media flowing while the module waits for the node
+/// (what ENUMLOOKUP does around its DNS query).
+pub struct Autoservice(*mut ast_channel);
+
+impl Autoservice {
+    /// # Safety
+    /// `chan` is null or a live channel handed to the current callback, not locked.
+    pub unsafe fn start(chan: *mut ast_channel) -> Autoservice {
+        // SAFETY: per the caller.
+        if !chan.is_null() && unsafe { ffi::ast_autoservice_start(chan) } == 0 {
+            Autoservice(chan)
+        } else {
+            Autoservice(std::ptr::null_mut())
+        }
+    }
+}
+
+impl Drop for Autoservice {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: started in `start` on this channel.
+            unsafe { ffi::ast_autoservice_stop(self.0) };
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The module's own thread, its tokio runtime and the current resolver.
+//!
+//! Asterisk calls the module on its threads (channel PBX threads, CLI threads,
+//! the main thread at boot). Those threads never touch tokio: a runtime handle
+//! or a std thread spawned there leaves a thread-local destructor behind that
+//! keeps the `.so` mapped after `module unload` (asterisk-abi.md §2.10). So:
+//!
+//! - `load` starts one thread with raw `pthread_create`; that thread builds the
+//!   tokio runtime (two workers) and runs jobs from a queue. `unload` stops it and
+//!   joins it with `pthread_join`, after which no module code runs anywhere.
+//! - A cache hit is answered on the caller's thread without the runtime (a
+//!   read lock and a sharded-cache read).
+//! - Anything else is a job; the caller waits on a Mutex/Condvar pair with a
+//!   deadline (futexes, no thread-locals).
+//!
+//! The resolver is swapped on reload; jobs already running finish with the one
+//! they started with.
+
+use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use ness_core::enumer::{
+    CacheCarry, E164, EnumAnswer, Lookup, ResolveError, Resolver, ResolverConfig,
+};
+use ness_core::nvs::{NameEntry, NodeConfig, NvsClient, NvsError};
+
+use crate::log::{aerr, anotice, awarn};
+
+/// Jobs waiting beyond this are refused: the node is far slower than the calls.
+const QUEUE_LIMIT: usize = 4096;
+/// How long a caller waits beyond the lookup deadline for the job to report.
+const REPLY_GRACE: Duration = Duration::from_millis(250);
+
+/// A one-shot answer a caller waits for.
+pub struct Reply<T> {
+    slot: Mutex<Option<T>>,
+    ready: Condvar,
+}
+
+impl<T> Reply<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Reply {
+            slot: Mutex::new(None),
+            ready: Condvar::new(),
+        })
+    }
+
+    fn fill(&self, value: T) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+        self.ready.notify_all();
+    }
+
+    /// The value, or None when `limit` passed first.
+    fn wait(&self, limit: Duration) -> Option<T> {
+        let guard = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut guard, _) = self
+            .ready
+            .wait_timeout_while(guard, limit, |v| v.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        guard.take()
+    }
+}
+
+type Res = Arc<Resolver<NvsClient>>;
+type Built = Result<(Res, Option<CacheCarry>), String>;
+
+/// What a new resolver should be built from.
+pub struct Build {
+    pub node: NodeConfig,
+    pub config: ResolverConfig,
+}
+
+enum Job {
+    Lookup {
+        resolver: Res,
+        number: E164,
+        reply: Arc<Reply<Result<Lookup, ResolveError>>>,
+    },
+    Nvs {
+        resolver: Res,
+        name: String,
+        reply: Arc<Reply<Result<Option<NameEntry>, NvsError>>>,
+    },
+    BlockCount {
+        resolver: Res,
+        reply: Arc<Reply<Result<u64, NvsError>>>,
+    },
+    Build {
+        build: Box<Build>,
+        old: Option<Res>,
+        reply: Arc<Reply<Built>>,
+    },
+    /// Check the node and log the outcome (after load and reload; nobody waits).
+    Probe { resolver: Res },
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    stop: bool,
+}
+
+/// Module-wide counters for `privateness show status` (since load).
+#[derive(Default)]
+pub struct Counters {
+    pub lookups: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub node_lookups: AtomicU64,
+    pub stale_answers: AtomicU64,
+    pub found: AtomicU64,
+    pub not_found: AtomicU64,
+    pub node_failures: AtomicU64,
+    pub bad_arguments: AtomicU64,
+    pub nvs_reads: AtomicU64,
+    pub overloads: AtomicU64,
+}
+
+pub fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+/// The running engine: owns the thread.
+pub struct Engine {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<libc::pthread_t>>,
+    resolver: RwLock<Res>,
+    node: RwLock<NodeConfig>,
+    pub counters: Counters,
+    pub started: Instant,
+}
+
+/// Why the engine did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the module thread (pthread_create: {0})")]
+    Thread(std::io::Error),
+    #[error("{0}")]
+    Build(String),
+    #[error("the module thread did not build the resolver within 10 s")]
+    Timeout,
+}
+
+/// Bounded waits of the module thread's own work (building a resolver).
+const BUILD_WAIT: Duration = Duration::from_secs(10);
+
+extern "C" fn thread_main(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: `arg` is the Box<Arc<Shared>> leaked by `Engine::start`, taken once.
+    let shared: Box<Arc<Shared>> = unsafe { Box::from_raw(arg as *mut Arc<Shared>) };
+    crate::log::fence("module thread", (), || run(&shared));
+    std::ptr::null_mut()
+}
+
+fn run(shared: &Shared) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ness-ast")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            aerr!("cannot create the runtime: {e}; lookups will fail until the module is reloaded");
+            fail_all(shared);
+            return;
+        }
+    };
+    loop {
+        let job = {
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(job) = q.jobs.pop_front() {
+                    break Some(job);
+                }
+                if q.stop {
+                    break None;
+                }
+                q = shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let Some(job) = job else { break };
+        match job {
+            Job::Lookup {
+                resolver,
+                number,
+                reply,
+            } => {
+                runtime.spawn(async move { reply.fill(resolver.lookup(&number).await) });
+            }
+            Job::Nvs {
+                resolver,
+                name,
+                reply,
+            } => {
+                runtime.spawn(async move { reply.fill(resolver.source().name_show(&name).await) });
+            }
+            Job::BlockCount { resolver, reply } => {
+                runtime.spawn(async move { reply.fill(resolver.source().get_block_count().await) });
+            }
+            Job::Probe { resolver } => {
+                runtime.spawn(async move {
+                    match resolver.source().get_block_count().await {
+                        Ok(height) => anotice!(
+                            "node {} reachable, block {height}",
+                            resolver.source().endpoint()
+                        ),
+                        Err(e) => awarn!(
+                            "node not reachable: {e}; lookups fail{} until it is",
+                            if resolver.config().serve_stale {
+                                " (or serve stale answers)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    }
+                });
+            }
+            Job::Build { build, old, reply } => {
+                let _guard = runtime.enter();
+                let built = NvsClient::new(&build.node)
+                    .map_err(|e| e.to_string())
+                    .map(|client| match old {
+                        Some(old) => {
+                            let (r, carry) = old.reconfigured(client, build.config);
+                            (Arc::new(r), Some(carry))
+                        }
+                        None => (Arc::new(Resolver::new(client, build.config)), None),
+                    });
+                reply.fill(built);
+            }
+        }
+    }
+    // Dropping the runtime waits for its tasks to stop and joins its threads.
+    drop(runtime);
+}
+
+/// Without a runtime every queued job fails at once rather than time out.
+fn fail_all(shared: &Shared) {
+    loop {
+        let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(job) = q.jobs.pop_front() {
+            let down =
+                || NvsError::Config("the module has no runtime (see the log at load)".into());
+            match job {
+                Job::Lookup { reply, .. } => reply.fill(Err(ResolveError::Node(down()))),
+                Job::Nvs { reply, .. } => reply.fill(Err(down())),
+                Job::BlockCount { reply, .. } => reply.fill(Err(down())),
+                Job::Build { reply, .. } => reply.fill(Err("the module has no runtime".into())),
+                Job::Probe { .. } => {}
+            }
+        }
+        if q.stop {
+            return;
+        }
+        drop(shared.wake.wait(q).unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+impl Shared {
+    /// Queue a job; false if the queue is full or stopping.
+    fn submit(&self, job: Job) -> bool {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.stop || q.jobs.len() >= QUEUE_LIMIT {
+            return false;
+        }
+        q.jobs.push_back(job);
+        drop(q);
+        self.wake.notify_one();
+        true
+    }
+}
+
+impl Engine {
+    /// Start the thread and build the first resolver. On error nothing is left running.
+    pub fn start(build: Build) -> Result<Engine, StartError> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                stop: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let arg = Box::into_raw(Box::new(shared.clone())) as *mut c_void;
+        let mut thread: libc::pthread_t = 0;
+        // SAFETY: plain pthread_create with default attributes; `arg` is reclaimed by
+        // thread_main, or here if the thread was not created.
+        let rc = unsafe { libc::pthread_create(&mut thread, std::ptr::null(), thread_main, arg) };
+        if rc != 0 {
+            // SAFETY: the thread does not exist, so the box is still ours.
+            drop(unsafe { Box::from_raw(arg as *mut Arc<Shared>) });
+            return Err(StartError::Thread(std::io::Error::from_raw_os_error(rc)));
+        }
+        let node = build.node.clone();
+        let reply = Reply::new();
+        shared.submit(Job::Build {
+            build: Box::new(build),
+            old: None,
+            reply: reply.clone(),
+        });
+        let built = reply.wait(BUILD_WAIT);
+        let resolver = match built {
+            Some(Ok((r, _))) => r,
+            other => {
+                stop_thread(&shared, thread);
+                return Err(match other {
+                    Some(Err(e)) => StartError::Build(e),
+                    _ => StartError::Timeout,
+                });
+            }
+        };
+        Ok(Engine {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            resolver: RwLock::new(resolver),
+            node: RwLock::new(node),
+            counters: Counters::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Stop the thread and wait for it (and the runtime's workers) to exit.
+    pub fn stop(&self) {
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            stop_thread(&self.shared, thread);
+        }
+    }
+
+    pub fn resolver(&self) -> Res {
+        self.resolver
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn node(&self) -> NodeConfig {
+        self.node.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Apply new settings. Same node: the cache is carried over (see
+    /// `Resolver::reconfigured`); another node: a new resolver with an empty cache.
+    pub fn reconfigure(&self, build: Build) -> Result<String, String> {
+        let node_same = *self.node.read().unwrap_or_else(|p| p.into_inner()) == build.node;
+        let old = node_same.then(|| self.resolver());
+        let node = build.node.clone();
+        let reply = Reply::new();
+        if !self.shared.submit(Job::Build {
+            build: Box::new(build),
+            old,
+            reply: reply.clone(),
+        }) {
+            return Err("the module thread is not accepting work".into());
+        }
+        let (resolver, carry) = match reply.wait(BUILD_WAIT) {
+            Some(Ok(built)) => built,
+            Some(Err(e)) => return Err(e),
+            None => return Err("the module thread did not answer within 10 s".into()),
+        };
+        let entries = resolver.cache_len();
+        *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = resolver;
+        *self.node.write().unwrap_or_else(|p| p.into_inner()) = node;
+        Ok(match carry {
+            Some(CacheCarry::Kept) => format!("cache kept ({entries} cached)"),
+            Some(CacheCarry::Resized) => format!("cache kept and resized ({entries} cached)"),
+            Some(CacheCarry::Flushed) => "trust settings changed: cache emptied".to_owned(),
+            None => "node settings changed: new node client, cache emptied".to_owned(),
+        })
+    }
+
+    /// The fresh cached answer, on the caller's thread.
+    pub fn cached(&self, number: &E164) -> Option<Arc<EnumAnswer>> {
+        self.resolver().cached(number)
+    }
+
+    /// Resolve through the module thread, waiting at most the lookup deadline
+    /// (plus a little for the report).
+    pub fn lookup(&self, number: &E164) -> Result<Lookup, ResolveError> {
+        let resolver = self.resolver();
+        let limit = resolver.config().lookup_timeout + REPLY_GRACE;
+        let reply = Reply::new();
+        if !self.shared.submit(Job::Lookup {
+            resolver,
+            number: number.clone(),
+            reply: reply.clone(),
+        }) {
+            bump(&self.counters.overloads);
+            return Err(ResolveError::Node(NvsError::Config(format!(
+                "more than {QUEUE_LIMIT} lookups are waiting for the node; refusing more"
+            ))));
+        }
+        reply
+            .wait(limit)
+            .unwrap_or(Err(ResolveError::Deadline(limit)))
+    }
+
+    /// Read one NVS name (no cache), bounded by the RPC timeout.
+    pub fn name_show(&self, name: &str) -> Result<Option<NameEntry>, NvsError> {
+        let resolver = self.resolver();
+        let limit = self.node().timeout + REPLY_GRACE;
+        let reply = Reply::new();
+        if !self.shared.submit(Job::Nvs {
+            resolver,
+            name: name.to_owned(),
+            reply: reply.clone(),
+        }) {
+            bump(&self.counters.overloads);
+            return Err(NvsError::Config(
+                "too many requests are waiting for the node".into(),
+            ));
+        }
+        reply.wait(limit).unwrap_or_else(|| {
+            Err(NvsError::Config(format!(
+                "no answer within {} ms",
+                limit.as_millis()
+            )))
+        })
+    }
+
+    pub fn block_count(&self) -> Result<u64, NvsError> {
+        let resolver = self.resolver();
+        let limit = self.node().timeout + REPLY_GRACE;
+        let reply = Reply::new();
+        if !self.shared.submit(Job::BlockCount {
+            resolver,
+            reply: reply.clone(),
+        }) {
+            return Err(NvsError::Config(
+                "too many requests are waiting for the node".into(),
+            ));
+        }
+        reply.wait(limit).unwrap_or_else(|| {
+            Err(NvsError::Config(format!(
+                "no answer within {} ms",
+                limit.as_millis()
+            )))
+        })
+    }
+
+    /// Log whether the node answers (without waiting for it).
+    pub fn probe_node(&self) {
+        self.shared.submit(Job::Probe {
+            resolver: self.resolver(),
+        });
+    }
+
+    /// Empty the cache; returns how many numbers it held.
+    pub fn flush(&self) -> usize {
+        let r = self.resolver();
+        let n = r.cache_len();
+        r.flush();
+        n
+    }
+}
+
+fn stop_thread(shared: &Shared, thread: libc::pthread_t) {
+    shared.queue.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+    shared.wake.notify_all();
+    // SAFETY: the thread was created joinable by `Engine::start` and is joined once.
+    let rc = unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
+    if rc != 0 {
+        awarn!("joining the module thread failed (error {rc})");
+    } else {
+        anotice!("module thread stopped");
+    }
+}
