@@ -1,10 +1,11 @@
 //! What the module keeps on a channel: one datastore per channel that has used
-//! a function, holding `EMC_ENUM_QUERY` results. The datastore is allocated with
+//! one of its functions, holding `EMC_ENUM_QUERY` results. The datastore is allocated with
 //! the module as owner, so Asterisk counts it as a use of the module: `module
 //! unload` is refused while such a call is up and works after its hangup. Also
 //! status variables and the autoservice bracket around slow lookups.
 
 use std::ffi::{CStr, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ness_core::enumer::dialplan::ServiceFilter;
 
@@ -26,11 +27,17 @@ pub struct ChannelState {
     pub queries: Vec<Query>,
 }
 
+/// Channels holding a state: their hangup will call `destroy_state`, so the
+/// module's code must stay mapped until this is zero (even `module unload -f`,
+/// which ignores the use count, is refused until then).
+pub static LIVE_STATES: AtomicUsize = AtomicUsize::new(0);
+
 unsafe extern "C" fn destroy_state(data: *mut c_void) {
     crate::log::fence("datastore destroy", (), || {
         if !data.is_null() {
             // SAFETY: set from Box::into_raw in `with_state`; Asterisk calls this once.
             drop(unsafe { Box::from_raw(data as *mut ChannelState) });
+            LIVE_STATES.fetch_sub(1, Ordering::SeqCst);
         }
     });
 }
@@ -107,6 +114,7 @@ pub unsafe fn with_state<R>(
                 return None;
             }
             (*ds).data = Box::into_raw(Box::<ChannelState>::default()) as *mut c_void;
+            LIVE_STATES.fetch_add(1, Ordering::SeqCst);
             ffi::ast_channel_datastore_add(chan, ds);
         }
         let state = (*ds).data as *mut ChannelState;
@@ -114,6 +122,17 @@ pub unsafe fn with_state<R>(
             return None;
         }
         Some(f(&mut *state))
+    }
+}
+
+/// Mark the channel as using the module (attach its state if not yet there).
+///
+/// # Safety
+/// `chan` is null or a live channel handed to the current callback, not locked.
+pub unsafe fn attach(chan: *mut ast_channel) {
+    if !chan.is_null() {
+        // SAFETY: per the caller.
+        unsafe { with_state(chan, |_| ()) };
     }
 }
 

@@ -56,9 +56,16 @@ fn status_text() -> String {
     let Some(engine) = engine() else {
         return "res_privateness is not running\n".to_owned();
     };
-    let r = engine.resolver();
-    let cfg = r.config();
-    let node = engine.node();
+    // Copied out: the lock must not be held while waiting for the node below.
+    let Some((cfg, node, cached)) = engine.with_current(|c| {
+        (
+            c.resolver.config().clone(),
+            c.node.clone(),
+            c.resolver.cache_len(),
+        )
+    }) else {
+        return "res_privateness has no resolver\n".to_owned();
+    };
     let t0 = Instant::now();
     let reach = match engine.block_count() {
         Ok(height) => format!(
@@ -114,7 +121,7 @@ fn status_text() -> String {
     let _ = writeln!(
         s,
         "Cache:     {} of {} numbers, TTL cap {} s, negative TTL {} s",
-        r.cache_len(),
+        cached,
         cfg.cache_capacity,
         cfg.ttl_cap.as_secs(),
         cfg.negative_ttl.as_secs()
@@ -229,8 +236,8 @@ fn complete_number(word: &str, n: usize) -> *mut c_char {
         return ptr::null_mut();
     };
     let mut numbers: Vec<String> = engine
-        .resolver()
-        .cached_numbers()
+        .with_current(|c| c.resolver.cached_numbers())
+        .unwrap_or_default()
         .iter()
         .map(|d| format!("+{d}"))
         .collect();

@@ -1,20 +1,19 @@
 //! The module's own thread, its tokio runtime and the current resolver.
 //!
 //! Asterisk calls the module on its threads (channel PBX threads, CLI threads,
-//! the main thread at boot). Those threads never touch tokio: a runtime handle
-//! or a std thread spawned there leaves a thread-local destructor behind that
-//! keeps the `.so` mapped after `module unload` (asterisk-abi.md §2.10). So:
+//! the main thread at boot). Those threads never touch tokio: a runtime handle,
+//! a task wake-up or even the drop of a pooled HTTP connection there leaves a
+//! thread-local destructor behind that keeps the `.so` mapped after `module
+//! unload` (asterisk-abi.md §2.10; the fake host's test catches it). So:
 //!
 //! - `load` starts one thread with raw `pthread_create`; that thread builds the
 //!   tokio runtime (two workers) and runs jobs from a queue. `unload` stops it and
 //!   joins it with `pthread_join`, after which no module code runs anywhere.
-//! - A cache hit is answered on the caller's thread without the runtime (a
-//!   read lock and a sharded-cache read).
-//! - Anything else is a job; the caller waits on a Mutex/Condvar pair with a
-//!   deadline (futexes, no thread-locals).
-//!
-//! The resolver is swapped on reload; jobs already running finish with the one
-//! they started with.
+//! - The resolver (and its node client) is created, swapped on reload and
+//!   finally dropped only on that thread. Asterisk threads borrow it under a read
+//!   lock for a cache read and never hold a reference of their own.
+//! - Anything that needs the node is a job; the caller waits on a Mutex/Condvar
+//!   pair with a deadline (futexes, no thread-locals).
 
 use std::collections::VecDeque;
 use std::ffi::c_void;
@@ -65,7 +64,6 @@ impl<T> Reply<T> {
 }
 
 type Res = Arc<Resolver<NvsClient>>;
-type Built = Result<(Res, Option<CacheCarry>), String>;
 
 /// What a new resolver should be built from.
 pub struct Build {
@@ -73,28 +71,31 @@ pub struct Build {
     pub config: ResolverConfig,
 }
 
+/// The resolver in use and the node settings it was built from.
+pub struct Current {
+    pub resolver: Res,
+    pub node: NodeConfig,
+}
+
 enum Job {
     Lookup {
-        resolver: Res,
         number: E164,
         reply: Arc<Reply<Result<Lookup, ResolveError>>>,
     },
     Nvs {
-        resolver: Res,
         name: String,
         reply: Arc<Reply<Result<Option<NameEntry>, NvsError>>>,
     },
     BlockCount {
-        resolver: Res,
         reply: Arc<Reply<Result<u64, NvsError>>>,
     },
+    /// Build a resolver and make it current; the reply says what became of the cache.
     Build {
         build: Box<Build>,
-        old: Option<Res>,
-        reply: Arc<Reply<Built>>,
+        reply: Arc<Reply<Result<String, String>>>,
     },
     /// Check the node and log the outcome (after load and reload; nobody waits).
-    Probe { resolver: Res },
+    Probe,
 }
 
 struct Queue {
@@ -124,14 +125,13 @@ pub fn bump(c: &AtomicU64) {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
+    current: RwLock<Option<Current>>,
 }
 
 /// The running engine: owns the thread.
 pub struct Engine {
     shared: Arc<Shared>,
     thread: Mutex<Option<libc::pthread_t>>,
-    resolver: RwLock<Res>,
-    node: RwLock<NodeConfig>,
     pub counters: Counters,
     pub started: Instant,
 }
@@ -157,6 +157,34 @@ extern "C" fn thread_main(arg: *mut c_void) -> *mut c_void {
     std::ptr::null_mut()
 }
 
+impl Shared {
+    /// The current resolver, cloned: only on the module thread.
+    fn resolver(&self) -> Option<Res> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.resolver.clone())
+    }
+
+    /// Queue a job; false if the queue is full or stopping (the job is dropped:
+    /// it holds nothing tokio-related).
+    fn submit(&self, job: Job) -> bool {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.stop || q.jobs.len() >= QUEUE_LIMIT {
+            return false;
+        }
+        q.jobs.push_back(job);
+        drop(q);
+        self.wake.notify_one();
+        true
+    }
+}
+
+fn not_running() -> NvsError {
+    NvsError::Config("res_privateness has no resolver (see the log at load)".into())
+}
+
 fn run(shared: &Shared) {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -166,7 +194,9 @@ fn run(shared: &Shared) {
     {
         Ok(rt) => rt,
         Err(e) => {
-            aerr!("cannot create the runtime: {e}; lookups will fail until the module is reloaded");
+            aerr!(
+                "cannot create the runtime: {e}; lookups will fail until the module is loaded again"
+            );
             fail_all(shared);
             return;
         }
@@ -185,34 +215,26 @@ fn run(shared: &Shared) {
             }
         };
         let Some(job) = job else { break };
-        match job {
-            Job::Lookup {
-                resolver,
-                number,
-                reply,
-            } => {
-                runtime.spawn(async move { reply.fill(resolver.lookup(&number).await) });
+        let resolver = shared.resolver();
+        match (job, resolver) {
+            (Job::Lookup { number, reply }, Some(r)) => {
+                runtime.spawn(async move { reply.fill(r.lookup(&number).await) });
             }
-            Job::Nvs {
-                resolver,
-                name,
-                reply,
-            } => {
-                runtime.spawn(async move { reply.fill(resolver.source().name_show(&name).await) });
+            (Job::Nvs { name, reply }, Some(r)) => {
+                runtime.spawn(async move { reply.fill(r.source().name_show(&name).await) });
             }
-            Job::BlockCount { resolver, reply } => {
-                runtime.spawn(async move { reply.fill(resolver.source().get_block_count().await) });
+            (Job::BlockCount { reply }, Some(r)) => {
+                runtime.spawn(async move { reply.fill(r.source().get_block_count().await) });
             }
-            Job::Probe { resolver } => {
+            (Job::Probe, Some(r)) => {
                 runtime.spawn(async move {
-                    match resolver.source().get_block_count().await {
-                        Ok(height) => anotice!(
-                            "node {} reachable, block {height}",
-                            resolver.source().endpoint()
-                        ),
+                    match r.source().get_block_count().await {
+                        Ok(height) => {
+                            anotice!("node {} reachable, block {height}", r.source().endpoint())
+                        }
                         Err(e) => awarn!(
                             "node not reachable: {e}; lookups fail{} until it is",
-                            if resolver.config().serve_stale {
+                            if r.config().serve_stale {
                                 " (or serve stale answers)"
                             } else {
                                 ""
@@ -221,23 +243,70 @@ fn run(shared: &Shared) {
                     }
                 });
             }
-            Job::Build { build, old, reply } => {
+            (Job::Build { build, reply }, old) => {
                 let _guard = runtime.enter();
-                let built = NvsClient::new(&build.node)
-                    .map_err(|e| e.to_string())
-                    .map(|client| match old {
-                        Some(old) => {
-                            let (r, carry) = old.reconfigured(client, build.config);
-                            (Arc::new(r), Some(carry))
-                        }
-                        None => (Arc::new(Resolver::new(client, build.config)), None),
-                    });
-                reply.fill(built);
+                reply.fill(install(shared, *build, old));
             }
+            (Job::Lookup { reply, .. }, None) => reply.fill(Err(ResolveError::Node(not_running()))),
+            (Job::Nvs { reply, .. }, None) => reply.fill(Err(not_running())),
+            (Job::BlockCount { reply }, None) => reply.fill(Err(not_running())),
+            (Job::Probe, None) => {}
         }
     }
-    // Dropping the runtime waits for its tasks to stop and joins its threads.
+    // The resolver's node client owns tokio objects: drop it here, in the runtime,
+    // then the runtime (which waits for its tasks and joins its threads).
+    let _guard = runtime.enter();
+    drop(
+        shared
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(),
+    );
+    drop(_guard);
     drop(runtime);
+}
+
+/// Build a resolver from `build` and make it current. Against the same node the
+/// cache carries over (see `Resolver::reconfigured`).
+fn install(shared: &Shared, build: Build, old: Option<Res>) -> Result<String, String> {
+    let client = NvsClient::new(&build.node).map_err(|e| e.to_string())?;
+    let same_node = shared
+        .current
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|c| c.node == build.node);
+    let (resolver, what) = match old {
+        Some(old) if same_node => {
+            let (r, carry) = old.reconfigured(client, build.config);
+            let what = match carry {
+                CacheCarry::Kept => format!("cache kept ({} cached)", r.cache_len()),
+                CacheCarry::Resized => format!("cache kept and resized ({} cached)", r.cache_len()),
+                CacheCarry::Flushed => "trust settings changed: cache emptied".to_owned(),
+            };
+            (r, what)
+        }
+        Some(_) => (
+            Resolver::new(client, build.config),
+            "node settings changed: new node client, cache emptied".to_owned(),
+        ),
+        None => (
+            Resolver::new(client, build.config),
+            "new resolver".to_owned(),
+        ),
+    };
+    let previous = shared
+        .current
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .replace(Current {
+            resolver: Arc::new(resolver),
+            node: build.node,
+        });
+    // Dropped here, on the module thread (with the caller's `old` clone).
+    drop(previous);
+    Ok(what)
 }
 
 /// Without a runtime every queued job fails at once rather than time out.
@@ -245,34 +314,18 @@ fn fail_all(shared: &Shared) {
     loop {
         let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(job) = q.jobs.pop_front() {
-            let down =
-                || NvsError::Config("the module has no runtime (see the log at load)".into());
             match job {
-                Job::Lookup { reply, .. } => reply.fill(Err(ResolveError::Node(down()))),
-                Job::Nvs { reply, .. } => reply.fill(Err(down())),
-                Job::BlockCount { reply, .. } => reply.fill(Err(down())),
+                Job::Lookup { reply, .. } => reply.fill(Err(ResolveError::Node(not_running()))),
+                Job::Nvs { reply, .. } => reply.fill(Err(not_running())),
+                Job::BlockCount { reply } => reply.fill(Err(not_running())),
                 Job::Build { reply, .. } => reply.fill(Err("the module has no runtime".into())),
-                Job::Probe { .. } => {}
+                Job::Probe => {}
             }
         }
         if q.stop {
             return;
         }
         drop(shared.wake.wait(q).unwrap_or_else(|p| p.into_inner()));
-    }
-}
-
-impl Shared {
-    /// Queue a job; false if the queue is full or stopping.
-    fn submit(&self, job: Job) -> bool {
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if q.stop || q.jobs.len() >= QUEUE_LIMIT {
-            return false;
-        }
-        q.jobs.push_back(job);
-        drop(q);
-        self.wake.notify_one();
-        true
     }
 }
 
@@ -285,6 +338,7 @@ impl Engine {
                 stop: false,
             }),
             wake: Condvar::new(),
+            current: RwLock::new(None),
         });
         let arg = Box::into_raw(Box::new(shared.clone())) as *mut c_void;
         let mut thread: libc::pthread_t = 0;
@@ -296,16 +350,13 @@ impl Engine {
             drop(unsafe { Box::from_raw(arg as *mut Arc<Shared>) });
             return Err(StartError::Thread(std::io::Error::from_raw_os_error(rc)));
         }
-        let node = build.node.clone();
         let reply = Reply::new();
         shared.submit(Job::Build {
             build: Box::new(build),
-            old: None,
             reply: reply.clone(),
         });
-        let built = reply.wait(BUILD_WAIT);
-        let resolver = match built {
-            Some(Ok((r, _))) => r,
+        match reply.wait(BUILD_WAIT) {
+            Some(Ok(_)) => {}
             other => {
                 stop_thread(&shared, thread);
                 return Err(match other {
@@ -313,12 +364,10 @@ impl Engine {
                     _ => StartError::Timeout,
                 });
             }
-        };
+        }
         Ok(Engine {
             shared,
             thread: Mutex::new(Some(thread)),
-            resolver: RwLock::new(resolver),
-            node: RwLock::new(node),
             counters: Counters::default(),
             started: Instant::now(),
         })
@@ -331,60 +380,46 @@ impl Engine {
         }
     }
 
-    pub fn resolver(&self) -> Res {
-        self.resolver
+    /// Borrow the current resolver and node settings. `f` must not wait for the
+    /// engine (a reload waits for this lock).
+    pub fn with_current<R>(&self, f: impl FnOnce(&Current) -> R) -> Option<R> {
+        self.shared
+            .current
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .as_ref()
+            .map(f)
     }
 
-    pub fn node(&self) -> NodeConfig {
-        self.node.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Apply new settings. Same node: the cache is carried over (see
-    /// `Resolver::reconfigured`); another node: a new resolver with an empty cache.
+    /// Apply new settings (see `install`); says what became of the cache.
     pub fn reconfigure(&self, build: Build) -> Result<String, String> {
-        let node_same = *self.node.read().unwrap_or_else(|p| p.into_inner()) == build.node;
-        let old = node_same.then(|| self.resolver());
-        let node = build.node.clone();
         let reply = Reply::new();
         if !self.shared.submit(Job::Build {
             build: Box::new(build),
-            old,
             reply: reply.clone(),
         }) {
             return Err("the module thread is not accepting work".into());
         }
-        let (resolver, carry) = match reply.wait(BUILD_WAIT) {
-            Some(Ok(built)) => built,
-            Some(Err(e)) => return Err(e),
-            None => return Err("the module thread did not answer within 10 s".into()),
-        };
-        let entries = resolver.cache_len();
-        *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = resolver;
-        *self.node.write().unwrap_or_else(|p| p.into_inner()) = node;
-        Ok(match carry {
-            Some(CacheCarry::Kept) => format!("cache kept ({entries} cached)"),
-            Some(CacheCarry::Resized) => format!("cache kept and resized ({entries} cached)"),
-            Some(CacheCarry::Flushed) => "trust settings changed: cache emptied".to_owned(),
-            None => "node settings changed: new node client, cache emptied".to_owned(),
-        })
+        reply
+            .wait(BUILD_WAIT)
+            .unwrap_or_else(|| Err("the module thread did not answer within 10 s".into()))
     }
 
     /// The fresh cached answer, on the caller's thread.
     pub fn cached(&self, number: &E164) -> Option<Arc<EnumAnswer>> {
-        self.resolver().cached(number)
+        self.with_current(|c| c.resolver.cached(number)).flatten()
+    }
+
+    fn deadline(&self, pick: impl FnOnce(&Current) -> Duration) -> Duration {
+        self.with_current(pick).unwrap_or(Duration::from_secs(1)) + REPLY_GRACE
     }
 
     /// Resolve through the module thread, waiting at most the lookup deadline
     /// (plus a little for the report).
     pub fn lookup(&self, number: &E164) -> Result<Lookup, ResolveError> {
-        let resolver = self.resolver();
-        let limit = resolver.config().lookup_timeout + REPLY_GRACE;
+        let limit = self.deadline(|c| c.resolver.config().lookup_timeout);
         let reply = Reply::new();
         if !self.shared.submit(Job::Lookup {
-            resolver,
             number: number.clone(),
             reply: reply.clone(),
         }) {
@@ -400,11 +435,9 @@ impl Engine {
 
     /// Read one NVS name (no cache), bounded by the RPC timeout.
     pub fn name_show(&self, name: &str) -> Result<Option<NameEntry>, NvsError> {
-        let resolver = self.resolver();
-        let limit = self.node().timeout + REPLY_GRACE;
+        let limit = self.deadline(|c| c.node.timeout);
         let reply = Reply::new();
         if !self.shared.submit(Job::Nvs {
-            resolver,
             name: name.to_owned(),
             reply: reply.clone(),
         }) {
@@ -422,11 +455,9 @@ impl Engine {
     }
 
     pub fn block_count(&self) -> Result<u64, NvsError> {
-        let resolver = self.resolver();
-        let limit = self.node().timeout + REPLY_GRACE;
+        let limit = self.deadline(|c| c.node.timeout);
         let reply = Reply::new();
         if !self.shared.submit(Job::BlockCount {
-            resolver,
             reply: reply.clone(),
         }) {
             return Err(NvsError::Config(
@@ -443,17 +474,17 @@ impl Engine {
 
     /// Log whether the node answers (without waiting for it).
     pub fn probe_node(&self) {
-        self.shared.submit(Job::Probe {
-            resolver: self.resolver(),
-        });
+        self.shared.submit(Job::Probe);
     }
 
     /// Empty the cache; returns how many numbers it held.
     pub fn flush(&self) -> usize {
-        let r = self.resolver();
-        let n = r.cache_len();
-        r.flush();
-        n
+        self.with_current(|c| {
+            let n = c.resolver.cache_len();
+            c.resolver.flush();
+            n
+        })
+        .unwrap_or(0)
     }
 }
 

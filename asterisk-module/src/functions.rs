@@ -73,10 +73,14 @@ unsafe fn args_of(data: *mut c_char) -> String {
     }
 }
 
+/// Record the outcome on the channel, and mark the channel as using the module.
 unsafe fn set_status(chan: *mut ast_channel, var: &CStr, status: Status) {
     if !chan.is_null() {
-        // SAFETY: the channel of the current callback.
-        unsafe { channel::set_var(chan, var, status.text()) };
+        // SAFETY: the channel of the current callback, not locked here.
+        unsafe {
+            channel::attach(chan);
+            channel::set_var(chan, var, status.text());
+        }
     }
 }
 
@@ -321,6 +325,7 @@ unsafe extern "C" fn read_emc_enum_result(
 ) -> c_int {
     let _busy = Busy::enter();
     fence("EMC_ENUM_RESULT", -1, || unsafe {
+        channel::attach(chan);
         match emc_enum_result(chan, &args_of(data)) {
             Some(v) => {
                 put(buf, len, v.as_bytes());

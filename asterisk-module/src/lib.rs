@@ -281,14 +281,22 @@ fn reload() -> c_int {
 /// How long unload waits for calls in progress: each is bounded by the lookup
 /// deadline, so this is only reached if something is badly wrong.
 fn drain_limit() -> Duration {
-    engine().map_or(Duration::from_secs(2), |e| {
-        e.resolver().config().lookup_timeout.max(e.node().timeout) + Duration::from_secs(2)
-    })
+    engine()
+        .and_then(|e| e.with_current(|c| c.resolver.config().lookup_timeout.max(c.node.timeout)))
+        .unwrap_or_default()
+        + Duration::from_secs(2)
 }
 
 unsafe extern "C" fn unload_module() -> c_int {
     fence("unload", -1, || {
         let _lc = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+        let calls = channel::LIVE_STATES.load(Ordering::SeqCst);
+        if calls > 0 {
+            awarn!(
+                "unload refused: {calls} call(s) used res_privateness and are still up; retry after they hang up"
+            );
+            return -1;
+        }
         let limit = drain_limit();
         // No new calls from here on; then wait for the ones already inside.
         unregister_all();
