@@ -55,6 +55,10 @@ fn conf(dir: &Path, url: &str, extra: &str) {
     .unwrap();
 }
 
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn module() -> PathBuf {
     bin("libres_privateness.so")
 }
@@ -190,7 +194,14 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
     assert_eq!(ast.cmd("dlclose"), "rc=0 unregistered=true mapped=false");
 
     let (mut node, url) = devnet();
-    conf(dir.path(), &url, "");
+    // The shipped privateness.conf, pointed at the devnet.
+    let shipped = std::fs::read_to_string(repo().join("dialplan/asterisk/privateness.conf")).unwrap();
+    let shipped = shipped
+        .replace("node_url = http://127.0.0.1:6662/", &format!("node_url = {url}"))
+        .replace("rpc_user = emccoinrpc", &format!("rpc_user = {USER}"))
+        .replace("rpc_password = change-me", &format!("rpc_password = {PASSWORD}"));
+    assert!(shipped.contains(&url) && shipped.contains(PASSWORD), "the shipped privateness.conf changed shape");
+    std::fs::write(dir.path().join("privateness.conf"), shipped).unwrap();
     let reg = ast.cmd(&format!("dlopen {so}"));
     // The loader's checks: the GPL key's MD5, an empty build-option sum, load and unload set.
     let key = unhex(
@@ -548,7 +559,7 @@ fn start_asterisk(prefix: &Path, base: &Path, node_url: &str) -> RealAsterisk {
     // Only what the test needs: no channel drivers, so nothing listens on the network.
     std::fs::write(
         etc.join("modules.conf"),
-        "[modules]\nautoload = no\nload => pbx_config.so\nload => res_clioriginate.so\nload => app_system.so\nload => func_strings.so\nload => res_privateness.so\n",
+        "[modules]\nautoload = no\nload => pbx_config.so\nload => res_clioriginate.so\nload => app_system.so\nload => app_dial.so\nload => app_exec.so\nload => app_while.so\nload => app_verbose.so\nload => bridge_simple.so\nload => func_strings.so\nload => res_privateness.so\n",
     )
     .unwrap();
     std::fs::write(
@@ -569,6 +580,20 @@ fn start_asterisk(prefix: &Path, base: &Path, node_url: &str) -> RealAsterisk {
 static = yes
 writeprotect = yes
 
+#include "{shipped}"
+
+; The shipped [emc-outbound] dials Local/<user>@<host> here (EMC_DIAL_PREFIX=Local/):
+; a "host" context answers and says who was dialled.
+[pbx.example.org]
+exten => _[0-9a-z+].,1,System(echo "DIALED ${{EXTEN}}@${{CONTEXT}}" >> {out})
+ same => n,Answer()
+ same => n,Hangup()
+
+[fallback]
+exten => _[0-9+].,1,System(echo "FALLBACK ${{EXTEN}}" >> {out})
+ same => n,Answer()
+ same => n,Hangup()
+
 [emc]
 exten => s,1,Set(BEST=${{EMC_ENUM(+15551234567)}})
  same => n,Set(ST=${{EMC_ENUM_STATUS}})
@@ -588,7 +613,8 @@ exten => hold,1,Set(X=${{EMC_ENUM(+15551234567)}})
  same => n,Wait(3)
  same => n,Hangup()
 "#,
-            out = out.display()
+            out = out.display(),
+            shipped = repo().join("dialplan/asterisk/extensions.conf").display()
         ),
     )
     .unwrap();
@@ -702,12 +728,31 @@ fn real_asterisk_runs_the_dialplan_and_unloads_cleanly() {
             .contains("EMC_ENUM(number[,service[,options[,record]]])")
     );
 
+    // The shipped dialplan: an ENUM route answers; a number without records, or whose
+    // routes do not answer (pbx.example.de does not exist here), goes to the fallback.
+    a.cli("dialplan set global EMC_DIAL_PREFIX Local/");
+    a.cli("dialplan set global EMC_FALLBACK_PREFIX Local/");
+    a.cli("dialplan set global EMC_FALLBACK_SUFFIX @fallback");
+    for (i, (number, want)) in [
+        ("+15551234567", "DIALED 15551234567@pbx.example.org"),
+        ("+15559999999", "FALLBACK +15559999999"),
+        ("+4930123456", "FALLBACK +4930123456"),
+        ("004930123456", "FALLBACK +4930123456"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        a.cli(&format!("channel originate Local/{number}@emc-outbound application Wait 2"));
+        let lines = wait_for_lines(&out, 2 + i);
+        assert_eq!(lines[1 + i], *want, "calling {number}");
+    }
+    let log = std::fs::read_to_string(a.run_dir.join("log/messages.log")).unwrap();
+    assert!(log.contains("+4930123456: no ENUM route answered (FOUND) - trying the fallback trunk"), "{log}");
+
     // A call that used the module holds it: unload refused, then done after hangup.
     a.cli("channel originate Local/hold@emc application Wait 5");
-    assert_eq!(
-        wait_for_lines(&out, 2)[1],
-        "HELD X=15551234567@pbx.example.org"
-    );
+    let lines = wait_for_lines(&out, 6);
+    assert_eq!(lines[5], "HELD X=15551234567@pbx.example.org", "{lines:?}");
     let refused = a.cli("module unload res_privateness.so");
     assert!(
         refused.contains("Unable to unload") || refused.contains("failed"),
