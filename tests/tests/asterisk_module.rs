@@ -50,7 +50,7 @@ fn devnet() -> (Proc, String) {
 fn conf(dir: &Path, url: &str, extra: &str) {
     std::fs::write(
         dir.join("privateness.conf"),
-        format!("[general]\nnode_url = {url}\nrpc_user = {USER}\nrpc_password = {PASSWORD}\ntimeout_ms = 400\nlookup_timeout_ms = 800\n{extra}"),
+        format!("[general]\nnode_url = {url}\nrpc_user = {USER}\nrpc_password = {PASSWORD}\ntimeout_ms = 500\nlookup_timeout_ms = 1000\n{extra}"),
     )
     .unwrap();
 }
