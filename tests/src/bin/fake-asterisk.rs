@@ -319,6 +319,8 @@ unsafe impl Sync for ConstStr {}
 pub static mut ast_config_AST_CONFIG_DIR: ConstStr = ConstStr(std::ptr::null());
 
 /// A parsed config: the `[general]` variables, as an owned linked list.
+/// Boxed so the `next` pointers stay valid whatever the Vec does.
+#[allow(clippy::vec_box)]
 struct Config {
     vars: Vec<Box<ast_variable>>,
     _strings: Vec<CString>,
