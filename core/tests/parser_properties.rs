@@ -51,6 +51,23 @@ proptest! {
     }
 
     #[test]
+    fn dialplan_values_never_split_arguments(args in "\\+?[0-9]{3,15}(,[a-zA-Z+:]{0,8}(,[cu]{0,2}(,[0-9]{0,2})?)?)?", replacement in "[ -~]{0,40}") {
+        use ness_core::enumer::dialplan::{self, LookupArgs};
+        let _ = dialplan::parse_query_args(&args);
+        let _ = dialplan::parse_result_args(&args);
+        let Ok(parsed) = LookupArgs::parse(&args) else { return Ok(()) };
+        let Ok(number) = E164::parse(&parsed.number) else { return Ok(()) };
+        let Ok(re) = NaptrRegexp::parse(&format!("!^.*$!{}!", replacement.replace('!', ""))) else { return Ok(()) };
+        let mut answer = ness_core::enumer::EnumAnswer::empty(number.clone());
+        answer.naptrs.push(ness_core::enumer::Naptr {
+            order: 1, preference: 1, flags: "u".into(), service: "E2U+sip".into(),
+            uri: re.apply(&number.aus()), regexp: re, ttl: 60, record: 0,
+        });
+        let value = dialplan::lookup_value(&answer, &parsed);
+        prop_assert!(!value.contains([',', '&', '|', '(', ')', '$', '"', '\'', '\\', ' ']), "{:?}", value);
+    }
+
+    #[test]
     fn what_we_write_we_read(hosts in proptest::collection::vec("[a-z][a-z0-9.-]{0,20}", 1..6), ttl in proptest::option::of(0u32..100000)) {
         let uris: Vec<String> = hosts.iter().map(|h| format!("sip:user@{h}")).collect();
         let lines = e2u_lines_for_uris(&uris).unwrap();
