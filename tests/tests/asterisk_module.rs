@@ -667,13 +667,16 @@ fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
 #[test]
 fn real_asterisk_runs_the_dialplan_and_unloads_cleanly() {
     let Some(prefix) = std::env::var_os("ASTERISK_PREFIX").map(PathBuf::from) else {
-        eprintln!(
+        // Straight to stderr: the test harness captures eprintln!, and this must be seen.
+        let _ = std::io::stderr().write_all(
             "\n************************************************************************\n\
              * NOT RUN: real_asterisk_runs_the_dialplan_and_unloads_cleanly          *\n\
              * Set ASTERISK_PREFIX to an installed Asterisk 20 or 22 (with its       *\n\
-             * modules pbx_config, res_clioriginate, app_system, func_strings) to    *\n\
+             * modules pbx_config, res_clioriginate, app_system, app_dial, app_exec, *\n\
+             * app_while, app_verbose, bridge_simple, func_strings) to               *\n\
              * run res_privateness.so inside it. The fake-host test ran instead.     *\n\
              ************************************************************************\n"
+                .as_bytes(),
         );
         return;
     };
