@@ -97,31 +97,52 @@ pub unsafe fn with_state<R>(
     f: impl FnOnce(&mut ChannelState) -> R,
 ) -> Option<R> {
     // SAFETY: per the caller; the datastore list is walked and changed under the
-    // channel lock, as datastore.h asks.
+    // channel lock, as datastore.h asks. Allocating (which takes a module reference
+    // and tells the core's use-count listeners) happens with no lock held, as
+    // func_enum does, so no lock order with the core's own locks can arise.
     unsafe {
-        let _lock = Locked::new(chan);
-        let mut ds = ffi::ast_channel_datastore_find(chan, &STATE_INFO, std::ptr::null());
-        if ds.is_null() {
-            ds = ffi::__ast_datastore_alloc(
-                &STATE_INFO,
-                std::ptr::null(),
-                crate::module_self(),
-                c"channel.rs".as_ptr(),
-                0,
-                c"privateness".as_ptr(),
-            );
-            if ds.is_null() {
-                return None;
+        {
+            let _lock = Locked::new(chan);
+            let ds = ffi::ast_channel_datastore_find(chan, &STATE_INFO, std::ptr::null());
+            if !ds.is_null() {
+                let state = (*ds).data as *mut ChannelState;
+                return (!state.is_null()).then(|| f(&mut *state));
             }
-            (*ds).data = Box::into_raw(Box::<ChannelState>::default()) as *mut c_void;
-            LIVE_STATES.fetch_add(1, Ordering::SeqCst);
-            ffi::ast_channel_datastore_add(chan, ds);
         }
-        let state = (*ds).data as *mut ChannelState;
-        if state.is_null() {
+        let fresh = ffi::__ast_datastore_alloc(
+            &STATE_INFO,
+            std::ptr::null(),
+            crate::module_self(),
+            c"channel.rs".as_ptr(),
+            0,
+            c"privateness".as_ptr(),
+        );
+        if fresh.is_null() {
             return None;
         }
-        Some(f(&mut *state))
+        (*fresh).data = Box::into_raw(Box::<ChannelState>::default()) as *mut c_void;
+        LIVE_STATES.fetch_add(1, Ordering::SeqCst);
+        let lock = Locked::new(chan);
+        // Another thread may have attached one meanwhile (a channel's functions can
+        // be evaluated from AMI or the CLI as well as its own thread).
+        let existing = ffi::ast_channel_datastore_find(chan, &STATE_INFO, std::ptr::null());
+        let (result, spare) = if existing.is_null() {
+            ffi::ast_channel_datastore_add(chan, fresh);
+            (f(&mut *((*fresh).data as *mut ChannelState)), None)
+        } else {
+            let state = (*existing).data as *mut ChannelState;
+            if state.is_null() {
+                drop(lock);
+                ffi::ast_datastore_free(fresh);
+                return None;
+            }
+            (f(&mut *state), Some(fresh))
+        };
+        drop(lock);
+        if let Some(spare) = spare {
+            ffi::ast_datastore_free(spare);
+        }
+        Some(result)
     }
 }
 
