@@ -612,8 +612,15 @@ exten => hold,1,Set(X=${{EMC_ENUM(+15551234567)}})
  same => n,System(echo "HELD X=${{X}}" >> {out})
  same => n,Wait(3)
  same => n,Hangup()
+
+; Many calls at once, each resolving another number (misses), for the storm below.
+[storm]
+exten => _X.,1,Set(R=${{EMC_ENUM(+${{EXTEN}})}}:${{EMC_ENUM_STATUS}})
+ same => n,System(echo "STORM ${{EXTEN}} ${{R}}" >> {storm})
+ same => n,Hangup()
 "#,
             out = out.display(),
+            storm = run_dir.join("storm.txt").display(),
             shipped = repo().join("dialplan/asterisk/extensions.conf").display()
         ),
     )
@@ -646,20 +653,20 @@ exten => hold,1,Set(X=${{EMC_ENUM(+15551234567)}})
 fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
     let t0 = Instant::now();
     loop {
-        let lines: Vec<String> = std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
+        let lines: Vec<String> = std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect();
         if lines.len() >= n {
             return lines;
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the dialplan did not write {} ({} lines so far)",
-            path.display(),
-            lines.len()
-        );
+        if t0.elapsed() > Duration::from_secs(20) {
+            let log = std::fs::read_to_string(path.parent().unwrap().join("log/messages.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!(
+                "the dialplan did not write {} ({} lines so far: {lines:?}); Asterisk's log ends:\n{}",
+                path.display(),
+                lines.len(),
+                tail.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -751,6 +758,21 @@ fn real_asterisk_runs_the_dialplan_and_unloads_cleanly() {
     }
     let log = std::fs::read_to_string(a.run_dir.join("log/messages.log")).unwrap();
     assert!(log.contains("+4930123456: no ENUM route answered (FOUND) - trying the fallback trunk"), "{log}");
+
+    // A storm: 30 calls resolving at once while the module is reloaded over and over.
+    let storm = a.run_dir.join("storm.txt");
+    let conf_file = a.conf.parent().unwrap().join("privateness.conf");
+    let base_conf = std::fs::read_to_string(&conf_file).unwrap();
+    for i in 0..30 {
+        a.cli(&format!("channel originate Local/1555000{:04}@storm application Wait 1", 9000 + i));
+        if i % 3 == 0 {
+            std::fs::write(&conf_file, format!("{base_conf}negative_ttl = {}\n", 10 + i)).unwrap();
+            a.cli("module reload res_privateness.so");
+        }
+    }
+    std::fs::write(&conf_file, &base_conf).unwrap();
+    let lines = wait_for_lines(&storm, 30);
+    assert!(lines.iter().all(|l| l.ends_with(":NOTFOUND")), "{lines:?}");
 
     // A call that used the module holds it: unload refused, then done after hangup.
     a.cli("channel originate Local/hold@emc application Wait 5");
