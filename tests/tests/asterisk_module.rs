@@ -840,3 +840,45 @@ fn real_asterisk_runs_the_dialplan_and_unloads_cleanly() {
     }
     assert!(!a.proc.running(), "Asterisk did not stop");
 }
+
+/// The layouts written by hand in asterisk-module/src/ffi.rs, as the installed
+/// headers of a real Asterisk have them (compiled with the system's C compiler).
+#[test]
+fn layouts_match_the_installed_headers() {
+    let Some(prefix) = std::env::var_os("ASTERISK_PREFIX").map(PathBuf::from) else {
+        let _ = std::io::stderr().write_all(
+            b"\n*** NOT RUN: layouts_match_the_installed_headers: set ASTERISK_PREFIX (with headers: make install-headers) ***\n",
+        );
+        return;
+    };
+    let include = prefix.join("include");
+    assert!(
+        include.join("asterisk.h").exists(),
+        "{} has no asterisk.h: install the headers too (`make install-headers` in the Asterisk source)",
+        include.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("layout");
+    let cc = Command::new("cc")
+        .arg(format!("-I{}", include.display()))
+        .arg(repo().join("tests/fixtures/asterisk-layout.c"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("cc (build-essential)");
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let out = String::from_utf8(Command::new(&exe).output().unwrap().stdout).unwrap();
+    let (table, key) = out.split_once("key=").unwrap();
+    // The numbers asserted at compile time in asterisk-module/src/ffi.rs.
+    let expected = "ast_module_info=160\nast_module_info.name=32\nast_module_info.flags=56\nast_module_info.buildopt_sum=60\n\
+        ast_module_info.load_pri=93\nast_module_info.requires=96\nast_module_info.support_level=152\n\
+        ast_custom_function=176\nast_custom_function.synopsis=16\nast_custom_function.docsrc=96\n\
+        ast_custom_function.read=104\nast_custom_function.read_max=120\nast_custom_function.mod=136\n\
+        ast_custom_function.acflist=152\nast_cli_entry=200\nast_cli_entry.summary=128\nast_cli_entry.inuse=144\n\
+        ast_cli_entry.command=176\nast_cli_entry.handler=184\nast_cli_args=40\nast_cli_args.word=24\n\
+        ast_cli_args.n=36\nast_datastore_info=40\nast_datastore=48\nast_datastore.inheritance=32\n\
+        ast_variable.next=16\nast_variable.lineno=32\n";
+    let strip = |s: &str| s.lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(table), strip(expected));
+    assert_eq!(md5_hex(key.as_bytes()), "8776793523ea3ad3252abb3587e42224", "the header's ASTERISK_GPL_KEY");
+}
