@@ -8,11 +8,13 @@
 //!   and the fork targets a proxy derives from an answer;
 //! - [`settings`]: the settings the PBX modules take, parsed the same way for every host;
 //! - [`envelope`]: sealed SMS envelopes, signatures, receipts and key files (ptool-compatible);
-//! - [`sms`]: received SMS — the message type, SMS-DELIVER PDUs, GSM 7-bit, concatenation.
+//! - [`sms`]: received SMS — the message type, SMS-DELIVER PDUs, GSM 7-bit, concatenation;
+//! - [`randpay`]: RANDPAY metering — tariffs, challenges and tickets, the per-call schedule, the ledger.
 
 pub mod emercoin;
 pub mod enumer;
 pub mod envelope;
 pub mod nvs;
+pub mod randpay;
 pub mod settings;
 pub mod sms;

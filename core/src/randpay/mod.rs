@@ -1,0 +1,19 @@
+//! RANDPAY metering: pay-per-interval calls with Emercoin lottery tickets.
+//!
+//! The protocol between a payer PBX and a payee PBX is docs/randpay.md. Here:
+//! tariffs and the ticket amount they imply ([`tariff`]), the challenge and ticket
+//! formats ([`chap`]), the node calls with typed outcomes ([`node`]), the per-call
+//! schedule of challenges and deadlines ([`meter`]) and the SQLite ledger that
+//! survives a restart ([`ledger`]).
+
+pub mod chap;
+pub mod ledger;
+pub mod meter;
+pub mod node;
+pub mod tariff;
+
+pub use chap::{Chap, ChapError, Ticket};
+pub use ledger::{Ledger, LedgerError, Role};
+pub use meter::{MeterState, PayeeMeter, PayerPolicy};
+pub use node::{AcceptError, Accepted};
+pub use tariff::{Amount, Tariff, TariffError, TariffTable};

@@ -1,0 +1,223 @@
+//! RANDPAY metering in ness-core against the devnet's wallets (docs/randpay.md):
+//! the payee's challenges and the payer's tickets for a call, interval by
+//! interval, through the header values the PBXes exchange, with both ledgers;
+//! replayed and forged tickets; a payee node restart; and, over many simulated
+//! tickets, a mean payment equal to the tariff.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ness_core::nvs::{Credentials, NodeConfig, NvsClient};
+use ness_core::randpay::chap::{ChallengeHeader, TicketHeader};
+use ness_core::randpay::ledger::Role;
+use ness_core::randpay::meter::TicketVerdict;
+use ness_core::randpay::node::{self, AcceptError};
+use ness_core::randpay::{Amount, Ledger, MeterState, PayeeMeter, PayerPolicy, Tariff, Ticket};
+use ness_tests::{Proc, addr_after, bin};
+use serde_json::json;
+
+const USER: &str = "rp";
+const PASSWORD: &str = "rp-password";
+
+fn devnet(listen: &str, datadir: &Path) -> (Proc, String) {
+    let mut p = Proc::start(
+        bin("ness-devnet"),
+        &["--listen", listen, "--rpcuser", USER, "--automine", "--datadir", &datadir.to_string_lossy()],
+        &[("NESS_DEVNET_RPCPASSWORD", PASSWORD)],
+    );
+    let url = format!("http://{}/", addr_after(&p.wait_for("JSON-RPC on", Duration::from_secs(20)), "JSON-RPC on"));
+    (p, url)
+}
+
+fn client(url: &str, wallet: Option<&str>) -> NvsClient {
+    let cfg = NodeConfig::new(url, Credentials::UserPassword { user: USER.into(), password: PASSWORD.into() })
+        .with_timeout(Duration::from_secs(2))
+        .with_wallet(wallet.map(str::to_owned));
+    NvsClient::new(&cfg).unwrap()
+}
+
+/// Wallets "payee" and "payer" (as on one node with several wallets, each call
+/// names its wallet); the payer is funded by mining.
+async fn wallets(url: &str) -> (NvsClient, NvsClient) {
+    let node = client(url, None);
+    for w in ["payee", "payer"] {
+        // After a node restart the wallets exist already.
+        let _ = node.call("createwallet", vec![json!(w)]).await;
+    }
+    let payee = client(url, Some("payee"));
+    let payer = client(url, Some("payer"));
+    payer.call("generate", vec![json!(101)]).await.unwrap();
+    (payee, payer)
+}
+
+fn policy() -> PayerPolicy {
+    PayerPolicy { max_price_per_minute: Amount::parse("0.02").unwrap(), max_risk: 1000, max_ticket: Amount::parse("5").unwrap() }
+}
+
+/// The payee's side of one interval: a challenge as the header value it sends.
+async fn challenge(payee: &NvsClient, ledger: &Ledger, meter: &mut PayeeMeter, call: &str, seq: u32) -> String {
+    let t = meter.tariff.clone();
+    let chap = node::mkchap(payee, t.ticket_amount(), t.risk, Duration::from_secs(u64::from(t.interval_secs + t.grace_secs)))
+        .await
+        .unwrap();
+    ledger.challenge(call, seq, &chap).unwrap();
+    meter.challenge_issued(seq);
+    ChallengeHeader { seq, chap, interval_secs: t.interval_secs, grace_secs: t.grace_secs, price_per_minute: t.price_per_minute }
+        .to_string()
+}
+
+/// The payer's side: check the challenge, mint (or reuse) the ticket, answer with its header value.
+async fn pay(payer: &NvsClient, ledger: &Ledger, call: &str, header: &str) -> String {
+    let h = ChallengeHeader::parse(header).unwrap();
+    policy().check(&h).unwrap();
+    let ticket = match ledger.ticket_for(call, h.seq, &h.chap).unwrap() {
+        Some(t) => t,
+        None => {
+            let t = node::mktx(payer, &h.chap, Duration::from_secs(u64::from(h.interval_secs + h.grace_secs))).await.unwrap();
+            ledger.ticket(call, h.seq, &h.chap, &t).unwrap();
+            t
+        }
+    };
+    TicketHeader { seq: h.seq, ticket }.to_string()
+}
+
+/// The payee judges a ticket header value.
+async fn redeem(payee: &NvsClient, ledger: &Ledger, meter: &mut PayeeMeter, call: &str, header: &str) -> Result<TicketVerdict, AcceptError> {
+    let h = TicketHeader::parse(header).unwrap();
+    let chap = ledger.challenge_for(call, h.seq).unwrap().expect("a ticket for a challenge we issued");
+    ledger.ticket(call, h.seq, &chap, &h.ticket).unwrap();
+    match node::accept(payee, &h.ticket).await {
+        Ok(acc) => {
+            let verdict = meter.ticket(h.seq, &acc);
+            if verdict == TicketVerdict::Paid {
+                ledger.outcome(call, h.seq, &acc).unwrap();
+            }
+            Ok(verdict)
+        }
+        Err(e) => {
+            ledger.refused(call, h.seq, &e.to_string()).unwrap();
+            Err(e)
+        }
+    }
+}
+
+#[tokio::test]
+async fn tickets_pay_interval_by_interval_and_replays_and_forgeries_pay_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, url) = devnet("127.0.0.1:0", &dir.path().join("devnet"));
+    let (payee, payer) = wallets(&url).await;
+    let payee_ledger = Ledger::open(&dir.path().join("payee.db")).unwrap();
+    let payer_ledger = Ledger::open(&dir.path().join("payer.db")).unwrap();
+    // 0.01 EMC/min, one ticket a minute at risk 4: a winning ticket pays 0.04.
+    let tariff = Tariff::new("+49", "0.01", 4, 60, 10).unwrap();
+    let call = "a84b4c76e66710@payer.example";
+    payee_ledger.begin_call(call, Role::Payee, "+4930123456", &tariff).unwrap();
+    payer_ledger.begin_call(call, Role::Payer, "+4930123456", &tariff).unwrap();
+    let mut meter = PayeeMeter::new(tariff.clone());
+    let balance = |c: &NvsClient| {
+        let c = c.clone();
+        async move { Amount::parse(&c.call("getbalance", vec![]).await.unwrap().to_string()).unwrap() }
+    };
+    let payer_before = balance(&payer).await;
+
+    // Three intervals: 402 + retried INVITE, then two in-dialog INFO exchanges.
+    let mut tickets = Vec::new();
+    for seq in 0..3 {
+        let at = meter.challenge_time(seq);
+        assert_eq!(meter.challenge_due(at), Some(seq));
+        let ch = challenge(&payee, &payee_ledger, &mut meter, call, seq).await;
+        let tk = pay(&payer, &payer_ledger, call, &ch).await;
+        // The INFO (or 402) arrives twice: the payer answers with the same ticket.
+        assert_eq!(pay(&payer, &payer_ledger, call, &ch).await, tk);
+        assert_eq!(redeem(&payee, &payee_ledger, &mut meter, call, &tk).await.unwrap(), TicketVerdict::Paid);
+        tickets.push(tk);
+    }
+    assert_eq!(meter.state(Duration::from_secs(150)), MeterState::Paid { until: Duration::from_secs(180) });
+    assert_eq!(meter.state(Duration::from_secs(185)), MeterState::Due { seq: 3, deadline: Duration::from_secs(190) });
+
+    // A replayed ticket and a forged one pay nothing; the deadline stands.
+    let replay = redeem(&payee, &payee_ledger, &mut meter, call, &tickets[1]).await;
+    assert!(matches!(replay, Err(AcceptError::UnknownChallenge | AcceptError::Replay)), "{replay:?}");
+    let forged = TicketHeader { seq: 3, ticket: Ticket::parse(&"ab".repeat(40)).unwrap() }.to_string();
+    challenge(&payee, &payee_ledger, &mut meter, call, 3).await;
+    assert!(matches!(redeem(&payee, &payee_ledger, &mut meter, call, &forged).await, Err(AcceptError::Invalid(_))));
+    assert_eq!(meter.state(Duration::from_secs(190)), MeterState::Late { seq: 3 });
+    payee_ledger.end_call(call, "unpaid").unwrap();
+
+    // Both ledgers: three intervals; what moved equals the payee's wins.
+    let payee_sum = payee_ledger.call(call).unwrap();
+    let payer_sum = payer_ledger.call(call).unwrap();
+    assert_eq!((payee_sum.tickets, payer_sum.tickets), (3, 3), "{payee_sum:?} {payer_sum:?}");
+    assert_eq!(payee_sum.expected_value, Amount(30_000));
+    assert_eq!(payee_sum.end_reason.as_deref(), Some("unpaid"));
+    assert_eq!(payee_sum.won_amount, Amount(i64::from(payee_sum.won) * tariff.ticket_amount().0));
+    let payer_after = balance(&payer).await;
+    let moved = payer_before.0 - payer_after.0;
+    // The payer's balance fell by exactly the winning tickets.
+    assert_eq!(Amount(moved), payee_sum.won_amount, "payer paid {moved}, payee won {:?}", payee_sum.won_amount);
+}
+
+#[tokio::test]
+async fn a_payee_node_restart_reissues_the_challenge() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let (mut node1, url) = devnet(&listen, &dir.path().join("devnet"));
+    let (payee, payer) = wallets(&url).await;
+    let ledger = Ledger::open(&dir.path().join("payee.db")).unwrap();
+    let payer_ledger = Ledger::open(&dir.path().join("payer.db")).unwrap();
+    let tariff = Tariff::new("+", "0.01", 2, 30, 5).unwrap();
+    let call = "restart-call";
+    ledger.begin_call(call, Role::Payee, "+15551234567", &tariff).unwrap();
+    let mut meter = PayeeMeter::new(tariff);
+    let ch = challenge(&payee, &ledger, &mut meter, call, 0).await;
+    let tk = pay(&payer, &payer_ledger, call, &ch).await;
+
+    // The node restarts between challenge and ticket: it forgot the challenge.
+    node1.kill();
+    let (_node2, url2) = devnet(&listen, &dir.path().join("devnet"));
+    assert_eq!(url2, url);
+    for w in ["payee", "payer"] {
+        let _ = client(&url, None).call("loadwallet", vec![json!(w)]).await;
+    }
+    let lost = redeem(&payee, &ledger, &mut meter, call, &tk).await;
+    assert!(matches!(lost, Err(AcceptError::UnknownChallenge)), "{lost:?}");
+    meter.challenge_lost(0);
+    assert_eq!(meter.challenge_due(Duration::ZERO), Some(0), "the same interval is challenged again");
+    let ch2 = challenge(&payee, &ledger, &mut meter, call, 0).await;
+    assert_ne!(ch2, ch);
+    let tk2 = pay(&payer, &payer_ledger, call, &ch2).await;
+    assert_ne!(tk2, tk, "a new challenge gets a new ticket");
+    assert_eq!(redeem(&payee, &ledger, &mut meter, call, &tk2).await.unwrap(), TicketVerdict::Paid);
+    assert!(meter.may_connect());
+    // The ledger kept the row through it all (and would through a PBX restart).
+    drop(ledger);
+    let reopened = Ledger::open(&dir.path().join("payee.db")).unwrap();
+    assert_eq!(reopened.paid_intervals(call).unwrap(), 1);
+}
+
+/// The devnet's own RANDPAY arithmetic (the node's rules), many tickets: the mean
+/// payment per interval is the tariff's price, within four standard errors.
+#[test]
+fn the_mean_payment_equals_the_tariff() {
+    use ness_devnet::randpay::{Challenge, Ticket as DevTicket};
+    for (price, risk, interval) in [("0.01", 10u32, 60u32), ("0.002", 100, 30), ("0.05", 3, 10)] {
+        let t = Tariff::new("+", price, risk, interval, 5).unwrap();
+        let amount = t.ticket_amount().0;
+        let n = 60_000u32;
+        let mut paid: i128 = 0;
+        for _ in 0..n {
+            let c = Challenge::new(amount, risk, "payee");
+            let ticket = DevTicket::new(&c.c, risk, amount, true, "payer");
+            assert!(c.covers(&ticket.paid));
+            if ticket.paid == c.x {
+                paid += i128::from(amount);
+            }
+        }
+        let mean = paid as f64 / f64::from(n);
+        let want = t.interval_price().0 as f64;
+        let p = 1.0 / f64::from(risk);
+        let se = amount as f64 * (p * (1.0 - p) / f64::from(n)).sqrt();
+        assert!((mean - want).abs() < 4.0 * se, "price {price} risk {risk}: mean {mean:.1} vs {want} (se {se:.1})");
+    }
+}
