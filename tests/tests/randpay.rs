@@ -221,3 +221,57 @@ fn the_mean_payment_equals_the_tariff() {
         assert!((mean - want).abs() < 4.0 * se, "price {price} risk {risk}: mean {mean:.1} vs {want} (se {se:.1})");
     }
 }
+
+/// The payee and payer roles as the PBX modules drive them: INVITE → 402 →
+/// INVITE with a ticket → routed; the timer's challenges answered interval by
+/// interval; a payer that stops paying is cut at interval + grace.
+#[tokio::test]
+async fn a_metered_call_end_to_end_through_both_roles() {
+    use ness_core::randpay::session::TicketError;
+    use ness_core::randpay::{InviteDecision, Payee, PayeeAction, Payer, TariffTable};
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, url) = devnet("127.0.0.1:0", &dir.path().join("devnet"));
+    let (payee_node, payer_node) = wallets(&url).await;
+    let tariffs = TariffTable::new(vec![Tariff::new("+49", "0.01", 5, 60, 10).unwrap(), Tariff::new("+4930", "0.005", 5, 60, 10).unwrap()]);
+    let payee = Payee::new(payee_node, Ledger::open(&dir.path().join("payee.db")).unwrap(), tariffs);
+    let payer = Payer::new(payer_node, Ledger::open(&dir.path().join("payer.db")).unwrap(), policy());
+    let call = "e2e-call@payer";
+
+    // No tariff: refused outright.
+    assert!(matches!(payee.invite("other", "+15551234567", None).await, InviteDecision::Refuse(403, _)));
+    let InviteDecision::Challenge(ch) = payee.invite(call, "+4930123456", None).await else { panic!("no 402") };
+    assert!(ch.contains("price=\"0.005000\""), "the longest prefix's tariff: {ch}");
+    // The 402 retransmitted: the same challenge.
+    assert_eq!(payee.invite(call, "+4930123456", None).await, InviteDecision::Challenge(ch.clone()));
+    let tk = payer.pay(call, "+4930123456", &ch).await.unwrap();
+    assert_eq!(payee.invite(call, "+4930123456", Some(&tk)).await, InviteDecision::Proceed);
+    assert_eq!(payee.invite(call, "+4930123456", Some(&tk)).await, InviteDecision::Proceed, "a retransmitted INVITE");
+
+    let t0 = std::time::Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    payee.answered(call, t0);
+    assert!(payee.tick(at(30)).await.is_empty());
+    for (seq, t) in [(1u32, 45u64), (2, 105)] {
+        let actions = payee.tick(at(t)).await;
+        let [PayeeAction::SendChallenge { call_id, header }] = actions.as_slice() else { panic!("{actions:?}") };
+        assert_eq!(call_id, call);
+        assert!(header.starts_with(&format!("seq={seq};")), "{header}");
+        assert!(payee.tick(at(t + 1)).await.is_empty(), "one challenge per interval");
+        let tk = payer.pay(call, "+4930123456", header).await.unwrap();
+        assert_eq!(payer.pay(call, "+4930123456", header).await.unwrap(), tk, "a repeated INFO gets the same ticket");
+        payee.ticket(call, &tk).await.unwrap();
+        assert!(matches!(payee.ticket(call, &tk).await, Ok(ness_core::randpay::meter::TicketVerdict::Duplicate)));
+    }
+    assert_eq!(payee.calls(at(150))[0].paid_intervals, 3);
+    // The payer stops paying: the challenge for seq 3 goes unanswered.
+    let actions = payee.tick(at(165)).await;
+    assert!(matches!(actions.as_slice(), [PayeeAction::SendChallenge { .. }]), "{actions:?}");
+    assert!(payee.tick(at(189)).await.is_empty(), "within the grace");
+    assert_eq!(payee.tick(at(190)).await, vec![PayeeAction::End { call_id: call.into(), seq: 3 }]);
+    payee.ended(call, "unpaid");
+    assert!(payee.calls(at(191)).is_empty());
+    assert!(matches!(payee.ticket(call, "seq=3;ticket=\"ecec00000000000000000000\"").await, Err(TicketError::NoCall)));
+    // A payer policy refuses an expensive challenge.
+    let pricey = ch.replace("price=\"0.005000\"", "price=\"0.001000\"").replacen(":5:", ":1:", 1);
+    assert!(payer.pay("x", "+49", &pricey).await.is_err(), "the chap's own price counts, not the announced one");
+}

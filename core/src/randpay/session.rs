@@ -1,0 +1,329 @@
+//! The two roles of docs/randpay.md as host-independent state machines: what a
+//! payee PBX does with an INVITE, a timer tick and a ticket, and what a payer PBX
+//! answers to a challenge. The Kamailio and Asterisk modules carry the header
+//! values in and out and act on the decisions (reply 402, route, send INFO, end
+//! the call); node calls, the ledger and the schedule are here.
+//!
+//! Times are passed in (`Instant`), so hosts use their clock and tests their own.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::chap::{ChallengeHeader, TicketHeader};
+use super::ledger::{Ledger, LedgerError, Role};
+use super::meter::{MeterState, PayeeMeter, PayerPolicy, PolicyError, TicketVerdict};
+use super::node::{self, AcceptError, MintError};
+use super::tariff::{Tariff, TariffTable};
+use crate::nvs::NvsClient;
+
+/// What to do with an INVITE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InviteDecision {
+    /// Reply `402 Payment Required` with this `Randpay-Challenge` value.
+    Challenge(String),
+    /// Interval 0 is paid: route the call.
+    Proceed,
+    /// Reply with this code and reason.
+    Refuse(u16, String),
+}
+
+/// What the payee's timer asks the host to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayeeAction {
+    /// Send an in-dialog INFO (or offer on the side channel) with this `Randpay-Challenge` value.
+    SendChallenge { call_id: String, header: String },
+    /// End the call on both legs: the ticket for `seq` is late.
+    End { call_id: String, seq: u32 },
+}
+
+/// One metered call, as `randpay.calls` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallView {
+    pub call_id: String,
+    pub number: String,
+    pub tariff: String,
+    pub paid_intervals: u32,
+    pub answered_secs: Option<u64>,
+}
+
+struct PayeeCall {
+    number: String,
+    meter: PayeeMeter,
+    answered: Option<Instant>,
+    /// The challenge header currently outstanding (repeated as is to a retransmission).
+    pending: Option<(u32, String)>,
+}
+
+/// The payee: tariffs, its wallet's node, the ledger and the calls in progress.
+pub struct Payee {
+    node: NvsClient,
+    ledger: Mutex<Ledger>,
+    tariffs: TariffTable,
+    calls: Mutex<HashMap<String, PayeeCall>>,
+}
+
+impl Payee {
+    pub fn new(node: NvsClient, ledger: Ledger, tariffs: TariffTable) -> Payee {
+        Payee { node, ledger: Mutex::new(ledger), tariffs, calls: Mutex::new(HashMap::new()) }
+    }
+
+    fn ledger<R>(&self, f: impl FnOnce(&Ledger) -> Result<R, LedgerError>) -> Result<R, LedgerError> {
+        f(&self.ledger.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Issue (or repeat) the challenge for `seq` of `call_id`.
+    async fn challenge(&self, call_id: &str, seq: u32) -> Result<String, InviteDecision> {
+        let tariff = {
+            let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(call) = calls.get(call_id) else { return Err(InviteDecision::Refuse(481, "Call Does Not Exist".into())) };
+            if let Some((s, h)) = &call.pending
+                && *s == seq
+            {
+                return Ok(h.clone());
+            }
+            call.meter.tariff.clone()
+        };
+        let timeout = Duration::from_secs(u64::from(tariff.interval_secs + tariff.grace_secs));
+        let chap = node::mkchap(&self.node, tariff.ticket_amount(), tariff.risk, timeout).await.map_err(|e| {
+            tracing::warn!("randpay: cannot make a challenge: {e}");
+            InviteDecision::Refuse(503, "Payment Node Unavailable".into())
+        })?;
+        self.ledger(|l| l.challenge(call_id, seq, &chap)).map_err(|e| {
+            tracing::error!("randpay: {e}");
+            InviteDecision::Refuse(500, "Ledger Unavailable".into())
+        })?;
+        let header = ChallengeHeader {
+            seq,
+            chap,
+            interval_secs: tariff.interval_secs,
+            grace_secs: tariff.grace_secs,
+            price_per_minute: tariff.price_per_minute,
+        }
+        .to_string();
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(call) = calls.get_mut(call_id) {
+            call.meter.challenge_issued(seq);
+            call.pending = Some((seq, header.clone()));
+        }
+        Ok(header)
+    }
+
+    /// An INVITE for `number`, with the `Randpay-Ticket` value if it carries one.
+    pub async fn invite(&self, call_id: &str, number: &str, ticket: Option<&str>) -> InviteDecision {
+        let Some(tariff) = self.tariffs.for_number(number).cloned() else {
+            return InviteDecision::Refuse(403, "No Tariff For This Destination".into());
+        };
+        {
+            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            if !calls.contains_key(call_id) {
+                if let Err(e) = self.ledger(|l| l.begin_call(call_id, Role::Payee, number, &tariff)) {
+                    tracing::error!("randpay: {e}");
+                    return InviteDecision::Refuse(500, "Ledger Unavailable".into());
+                }
+                calls.insert(
+                    call_id.to_owned(),
+                    PayeeCall { number: number.to_owned(), meter: PayeeMeter::new(tariff), answered: None, pending: None },
+                );
+            }
+            if calls.get(call_id).is_some_and(|c| c.meter.may_connect()) {
+                // A retransmission of the paid INVITE.
+                return InviteDecision::Proceed;
+            }
+        }
+        if let Some(text) = ticket {
+            match self.ticket(call_id, text).await {
+                Ok(TicketVerdict::Paid | TicketVerdict::Duplicate) => return InviteDecision::Proceed,
+                Ok(v) => tracing::info!("randpay: {call_id}: ticket not counted ({v:?}); challenging again"),
+                Err(TicketError::Node(e)) => {
+                    tracing::warn!("randpay: {call_id}: {e}");
+                    return InviteDecision::Refuse(503, "Payment Node Unavailable".into());
+                }
+                Err(e) => tracing::info!("randpay: {call_id}: {e}; challenging again"),
+            }
+        }
+        match self.challenge(call_id, 0).await {
+            Ok(h) => InviteDecision::Challenge(h),
+            Err(d) => d,
+        }
+    }
+
+    /// A `Randpay-Ticket` value (from an INVITE, an INFO's 200 OK or the side channel).
+    pub async fn ticket(&self, call_id: &str, text: &str) -> Result<TicketVerdict, TicketError> {
+        let h = TicketHeader::parse(text).map_err(|e| TicketError::Malformed(e.to_string()))?;
+        {
+            let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            let call = calls.get(call_id).ok_or(TicketError::NoCall)?;
+            if h.seq < call.meter.paid_intervals() {
+                return Ok(TicketVerdict::Duplicate);
+            }
+        }
+        let chap = self.ledger(|l| l.challenge_for(call_id, h.seq)).map_err(TicketError::Ledger)?.ok_or(TicketError::NoChallenge(h.seq))?;
+        self.ledger(|l| l.ticket(call_id, h.seq, &chap, &h.ticket)).map_err(TicketError::Ledger)?;
+        match node::accept(&self.node, &h.ticket).await {
+            Ok(acc) => {
+                let verdict = {
+                    let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+                    let call = calls.get_mut(call_id).ok_or(TicketError::NoCall)?;
+                    let v = call.meter.ticket(h.seq, &acc);
+                    if v == TicketVerdict::Paid {
+                        call.pending = None;
+                    }
+                    v
+                };
+                if verdict == TicketVerdict::Paid {
+                    self.ledger(|l| l.outcome(call_id, h.seq, &acc)).map_err(TicketError::Ledger)?;
+                }
+                Ok(verdict)
+            }
+            Err(e) => {
+                let _ = self.ledger(|l| l.refused(call_id, h.seq, &e.to_string()));
+                if matches!(e, AcceptError::UnknownChallenge) {
+                    // Forgotten by the node (a restart) or never ours: a fresh challenge.
+                    let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(call) = calls.get_mut(call_id) {
+                        call.meter.challenge_lost(h.seq);
+                        call.pending = None;
+                    }
+                }
+                Err(match e {
+                    AcceptError::Node(n) => TicketError::Node(n.to_string()),
+                    other => TicketError::Refused(other.to_string()),
+                })
+            }
+        }
+    }
+
+    /// The call was answered at `at`: metering starts.
+    pub fn answered(&self, call_id: &str, at: Instant) {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(call) = calls.get_mut(call_id)
+            && call.answered.is_none()
+        {
+            call.answered = Some(at);
+            let _ = self.ledger(|l| l.answered(call_id));
+        }
+    }
+
+    /// The call ended (BYE, CANCEL, failure, or our own `End`).
+    pub fn ended(&self, call_id: &str, reason: &str) {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).remove(call_id);
+        let _ = self.ledger(|l| l.end_call(call_id, reason));
+    }
+
+    /// Run the schedule at `now`: challenges due and calls to end.
+    pub async fn tick(&self, now: Instant) -> Vec<PayeeAction> {
+        let mut due = Vec::new();
+        let mut actions = Vec::new();
+        {
+            let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, call) in calls.iter() {
+                let Some(at) = call.answered else { continue };
+                let since = now.saturating_duration_since(at);
+                match call.meter.state(since) {
+                    MeterState::Late { seq } => actions.push(PayeeAction::End { call_id: id.clone(), seq }),
+                    _ => {
+                        if let Some(seq) = call.meter.challenge_due(since) {
+                            due.push((id.clone(), seq));
+                        }
+                    }
+                }
+            }
+        }
+        for (id, seq) in due {
+            if let Ok(header) = self.challenge(&id, seq).await {
+                actions.push(PayeeAction::SendChallenge { call_id: id, header });
+            }
+        }
+        actions
+    }
+
+    pub fn calls(&self, now: Instant) -> Vec<CallView> {
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<CallView> = calls
+            .iter()
+            .map(|(id, c)| CallView {
+                call_id: id.clone(),
+                number: c.number.clone(),
+                tariff: c.meter.tariff.prefix.clone(),
+                paid_intervals: c.meter.paid_intervals(),
+                answered_secs: c.answered.map(|a| now.saturating_duration_since(a).as_secs()),
+            })
+            .collect();
+        out.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        out
+    }
+}
+
+/// Why a ticket did not count.
+#[derive(Debug, thiserror::Error)]
+pub enum TicketError {
+    #[error("malformed Randpay-Ticket: {0}")]
+    Malformed(String),
+    #[error("no metered call with this Call-ID")]
+    NoCall,
+    #[error("no challenge was issued for interval {0} of this call")]
+    NoChallenge(u32),
+    #[error("ticket refused: {0}")]
+    Refused(String),
+    #[error("the payee's node failed: {0}")]
+    Node(String),
+    #[error(transparent)]
+    Ledger(LedgerError),
+}
+
+/// Why the payer did not pay.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    #[error("malformed Randpay-Challenge: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The payer: its wallet's node, its policy and its ledger.
+pub struct Payer {
+    node: NvsClient,
+    ledger: Mutex<Ledger>,
+    pub policy: PayerPolicy,
+}
+
+impl Payer {
+    pub fn new(node: NvsClient, ledger: Ledger, policy: PayerPolicy) -> Payer {
+        Payer { node, ledger: Mutex::new(ledger), policy }
+    }
+
+    /// A `Randpay-Challenge` value for `call_id` → the `Randpay-Ticket` value to answer
+    /// with. A challenge seen before gets the same ticket.
+    pub async fn pay(&self, call_id: &str, number: &str, text: &str) -> Result<String, PayError> {
+        let h = ChallengeHeader::parse(text).map_err(|e| PayError::Malformed(e.to_string()))?;
+        self.policy.check(&h)?;
+        let known = {
+            let l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+            // Recorded at the price the challenge really implies, not the announced one.
+            let implied = Tariff::implied_price(h.chap.amount, h.chap.risk, h.interval_secs);
+            if let Ok(t) = Tariff::new("+", &implied.to_string(), h.chap.risk, h.interval_secs, h.grace_secs) {
+                l.begin_call(call_id, Role::Payer, number, &t)?;
+            }
+            l.ticket_for(call_id, h.seq, &h.chap)?
+        };
+        let ticket = match known {
+            Some(t) => t,
+            None => {
+                let lock = Duration::from_secs(u64::from(h.interval_secs + h.grace_secs));
+                let t = node::mktx(&self.node, &h.chap, lock).await?;
+                self.ledger.lock().unwrap_or_else(|p| p.into_inner()).ticket(call_id, h.seq, &h.chap, &t)?;
+                t
+            }
+        };
+        Ok(TicketHeader { seq: h.seq, ticket }.to_string())
+    }
+
+    pub fn ended(&self, call_id: &str, reason: &str) {
+        let _ = self.ledger.lock().unwrap_or_else(|p| p.into_inner()).end_call(call_id, reason);
+    }
+}
