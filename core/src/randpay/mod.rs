@@ -8,6 +8,7 @@
 //! them, for the PBX modules to drive ([`session`]).
 
 pub mod chap;
+pub mod config;
 pub mod ledger;
 pub mod meter;
 pub mod node;
@@ -15,6 +16,7 @@ pub mod session;
 pub mod tariff;
 
 pub use chap::{Chap, ChapError, Ticket};
+pub use config::{RandpayRole, RandpaySettings};
 pub use ledger::{Ledger, LedgerError, Role};
 pub use meter::{MeterState, PayeeMeter, PayerPolicy};
 pub use node::{AcceptError, Accepted};

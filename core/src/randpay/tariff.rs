@@ -187,3 +187,43 @@ mod tests {
         assert!(TariffTable::new(vec![Tariff::new("+49", "0.01", 10, 60, 10).unwrap()]).for_number("+1555").is_none());
     }
 }
+
+impl Tariff {
+    /// A tariff line as operators write it in a module's settings:
+    /// `+49 0.01 risk=100 interval=60 grace=10` (price per minute in EMC; risk,
+    /// interval and grace optional: 100, 60 s and 10 s).
+    pub fn parse_line(line: &str) -> Result<Tariff, TariffError> {
+        let mut words = line.split_whitespace();
+        let prefix = words.next().unwrap_or("");
+        let price = words.next().unwrap_or("");
+        let price = price.strip_suffix("/min").unwrap_or(price);
+        let (mut risk, mut interval, mut grace) = (100u32, 60u32, 10u32);
+        for w in words {
+            let (k, v) = w.split_once('=').ok_or_else(|| TariffError::Prefix(line.to_owned()))?;
+            let n: u32 = v.parse().map_err(|_| TariffError::Timing(format!("{prefix} ({k}={v:?} is not a number)")))?;
+            match k {
+                "risk" => risk = n,
+                "interval" => interval = n,
+                "grace" => grace = n,
+                _ => return Err(TariffError::Timing(format!("{prefix} (unknown setting {k:?}: risk, interval or grace)"))),
+            }
+        }
+        Tariff::new(prefix, price, risk, interval, grace)
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn tariff_lines() {
+        let t = Tariff::parse_line("+49 0.01/min risk=10 interval=30 grace=5").unwrap();
+        assert_eq!((t.prefix.as_str(), t.price_per_minute, t.risk, t.interval_secs, t.grace_secs), ("+49", Amount(10_000), 10, 30, 5));
+        let d = Tariff::parse_line("+ 0.02").unwrap();
+        assert_eq!((d.risk, d.interval_secs, d.grace_secs), (100, 60, 10));
+        for bad in ["", "+49", "49 0.01", "+49 0.01 risk=0", "+49 0.01 risk", "+49 0.01 speed=3", "+49 0.01 grace=99"] {
+            assert!(Tariff::parse_line(bad).is_err(), "{bad}");
+        }
+    }
+}
