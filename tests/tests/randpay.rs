@@ -275,3 +275,65 @@ async fn a_metered_call_end_to_end_through_both_roles() {
     let pricey = ch.replace("price=\"0.005000\"", "price=\"0.001000\"").replacen(":5:", ":1:", 1);
     assert!(payer.pay("x", "+49", &pricey).await.is_err(), "the chap's own price counts, not the announced one");
 }
+
+/// The HTTP side channel (an Asterisk on either end): the payer fetches the first
+/// challenge before its INVITE, then polls for the next ones and posts tickets.
+#[tokio::test]
+async fn the_side_channel_carries_challenges_and_tickets() {
+    use ness_core::randpay::side_channel::{self, SideChannel, SideError};
+    use ness_core::randpay::{InviteDecision, Payee, PayeeAction, Payer, TariffTable};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, url) = devnet("127.0.0.1:0", &dir.path().join("devnet"));
+    let (payee_node, payer_node) = wallets(&url).await;
+    let payee = Arc::new(Payee::new(
+        payee_node,
+        Ledger::open(&dir.path().join("payee.db")).unwrap(),
+        TariffTable::new(vec![Tariff::new("+49", "0.01", 5, 30, 5).unwrap()]),
+    ));
+    let payer = Payer::new(payer_node, Ledger::open(&dir.path().join("payer.db")).unwrap(), policy());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(side_channel::serve(listener, payee.clone(), vec!["127.0.0.1".parse().unwrap()], stopped));
+    let side = SideChannel::new(&format!("http://{addr}"), Duration::from_secs(3));
+    let call = "side/call@asterisk-payer";
+
+    // Before the INVITE: the first challenge, paid; the INVITE carries the ticket.
+    let ch = side.challenge(call, Some("+4930123456")).await.unwrap().expect("a challenge for seq 0");
+    assert_eq!(side.challenge(call, None).await.unwrap().as_deref(), Some(ch.as_str()), "asked again: the same");
+    let tk = payer.pay(call, "+4930123456", &ch).await.unwrap();
+    assert_eq!(payee.invite(call, "+4930123456", Some(&tk)).await, InviteDecision::Proceed);
+    assert_eq!(side.challenge(call, None).await.unwrap(), None, "nothing due");
+
+    // During the call: the timer's challenge is fetched by polling and paid by POST.
+    let t0 = std::time::Instant::now();
+    payee.answered(call, t0);
+    let actions = payee.tick(t0 + Duration::from_secs(23)).await;
+    assert!(matches!(actions.as_slice(), [PayeeAction::SendChallenge { .. }]), "{actions:?}");
+    let ch1 = side.challenge(call, None).await.unwrap().expect("seq 1 due");
+    assert!(ch1.starts_with("seq=1;"));
+    side.ticket(call, &payer.pay(call, "+4930123456", &ch1).await.unwrap()).await.unwrap();
+    assert_eq!(side.challenge(call, None).await.unwrap(), None);
+    assert_eq!(payee.calls(t0)[0].paid_intervals, 2);
+
+    // Refusals: garbage, an unknown call, a destination without a tariff.
+    match side.ticket(call, "seq=2;ticket=\"nothex\"").await {
+        Err(SideError::Refused { status: 409, body }) => assert!(body.contains("malformed"), "{body}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(side.ticket("no-such-call", &tk).await, Err(SideError::Refused { status: 404, .. })));
+    assert!(matches!(side.challenge("other", Some("+15551234567")).await, Err(SideError::Refused { status: 403, .. })));
+    assert!(matches!(side.challenge("other", None).await, Err(SideError::Refused { status: 404, .. })));
+
+    // Only trunk peers are served.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = listener.local_addr().unwrap();
+    let (_stop2, stopped2) = tokio::sync::watch::channel(false);
+    tokio::spawn(side_channel::serve(listener, payee.clone(), vec!["10.9.9.9".parse().unwrap()], stopped2));
+    let stranger = SideChannel::new(&format!("http://{closed}"), Duration::from_secs(2));
+    assert!(matches!(stranger.challenge(call, None).await, Err(SideError::Transport { .. })), "a stranger gets no answer");
+
+    stop.send(true).unwrap();
+    server.await.unwrap();
+}

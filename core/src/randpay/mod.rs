@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod meter;
 pub mod node;
 pub mod session;
+pub mod side_channel;
 pub mod tariff;
 
 pub use chap::{Chap, ChapError, Ticket};

@@ -37,6 +37,15 @@ pub enum PayeeAction {
     End { call_id: String, seq: u32 },
 }
 
+/// What the payer of a call has to pay now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pending {
+    UnknownCall,
+    Nothing,
+    /// This `Randpay-Challenge` value.
+    Challenge(String),
+}
+
 /// One metered call, as `randpay.calls` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallView {
@@ -236,6 +245,15 @@ impl Payee {
             }
         }
         actions
+    }
+
+    /// The challenge waiting for the payer of `call_id` (the side channel's GET).
+    pub fn pending(&self, call_id: &str) -> Pending {
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        match calls.get(call_id) {
+            None => Pending::UnknownCall,
+            Some(c) => c.pending.as_ref().map_or(Pending::Nothing, |(_, h)| Pending::Challenge(h.clone())),
+        }
     }
 
     pub fn calls(&self, now: Instant) -> Vec<CallView> {
