@@ -145,21 +145,9 @@ pub fn format_money(units: i64) -> String {
     s
 }
 
-/// Parse an amount in EMC ("0.50", "20") to base units.
+/// Parse an amount in EMC ("0.50", "20") to base units, as the node does.
 pub fn parse_money(s: &str) -> Option<i64> {
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (s, ""),
-    };
-    if int.is_empty() && frac.is_empty() || frac.len() > 6 {
-        return None;
-    }
-    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let i: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let f: i64 = format!("{frac:0<6}").parse().ok()?;
-    i.checked_mul(1_000_000)?.checked_add(f)
+    ness_core::randpay::Amount::parse(s).map(|a| a.0)
 }
 
 #[cfg(test)]

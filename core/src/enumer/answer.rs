@@ -83,3 +83,29 @@ impl EnumAnswer {
         self.records.get(naptr.record)
     }
 }
+
+#[cfg(test)]
+impl EnumAnswer {
+    /// For tests: an answer for +15551234567 from (order, preference, service,
+    /// regexp) rows, sorted as the resolver sorts them.
+    pub(crate) fn from_rows(rows: &[(u16, u16, &str, &str)]) -> EnumAnswer {
+        use super::naptr::{NaptrRegexp, sort_naptrs};
+        let number = E164::parse("+15551234567").unwrap();
+        let mut a = EnumAnswer::empty(number.clone());
+        for (order, preference, service, regexp) in rows {
+            let re = NaptrRegexp::parse(regexp).unwrap();
+            a.naptrs.push(Naptr {
+                order: *order,
+                preference: *preference,
+                flags: "u".into(),
+                service: (*service).into(),
+                uri: re.apply(&number.aus()),
+                regexp: re,
+                ttl: 60,
+                record: 0,
+            });
+        }
+        sort_naptrs(&mut a.naptrs);
+        a
+    }
+}

@@ -204,26 +204,9 @@ pub fn lookup_value(answer: &EnumAnswer, args: &LookupArgs) -> String {
 mod tests {
     use super::*;
     use crate::enumer::E164;
-    use crate::enumer::naptr::{Naptr, NaptrRegexp, sort_naptrs};
 
     fn answer(rows: &[(u16, u16, &str, &str)]) -> EnumAnswer {
-        let number = E164::parse("+15551234567").unwrap();
-        let mut a = EnumAnswer::empty(number.clone());
-        for (order, preference, service, regexp) in rows {
-            let re = NaptrRegexp::parse(regexp).unwrap();
-            a.naptrs.push(Naptr {
-                order: *order,
-                preference: *preference,
-                flags: "u".into(),
-                service: (*service).into(),
-                uri: re.apply(&number.aus()),
-                regexp: re,
-                ttl: 60,
-                record: 0,
-            });
-        }
-        sort_naptrs(&mut a.naptrs);
-        a
+        EnumAnswer::from_rows(rows)
     }
 
     fn value(a: &EnumAnswer, args: &str) -> String {

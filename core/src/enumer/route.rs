@@ -60,27 +60,9 @@ pub fn targets(answer: &EnumAnswer, service: &str) -> Vec<Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enumer::naptr::{Naptr, NaptrRegexp};
-    use crate::enumer::E164;
 
     fn answer(rows: &[(u16, u16, &str, &str)]) -> EnumAnswer {
-        let number = E164::parse("+15551234567").unwrap();
-        let mut a = EnumAnswer::empty(number.clone());
-        for (order, preference, service, regexp) in rows {
-            let re = NaptrRegexp::parse(regexp).unwrap();
-            a.naptrs.push(Naptr {
-                order: *order,
-                preference: *preference,
-                flags: "u".into(),
-                service: (*service).into(),
-                uri: re.apply(&number.aus()),
-                regexp: re,
-                ttl: 60,
-                record: 0,
-            });
-        }
-        crate::enumer::naptr::sort_naptrs(&mut a.naptrs);
-        a
+        EnumAnswer::from_rows(rows)
     }
 
     #[test]

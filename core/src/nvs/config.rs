@@ -154,7 +154,8 @@ impl NodeConfig {
     }
 }
 
-fn percent_encode_path(s: &str) -> String {
+/// Percent-encode one URL path segment (unreserved bytes stay as they are).
+pub(crate) fn percent_encode_path(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

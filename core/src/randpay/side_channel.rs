@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::meter::TicketVerdict;
+use crate::nvs::config::percent_encode_path as percent_encode;
 use super::session::{InviteDecision, Payee, Pending, TicketError};
 
 /// Largest request body (a ticket header value).
@@ -47,12 +48,6 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Percent-encode a Call-ID for a path segment.
-pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
 
 async fn handle(payee: Arc<Payee>, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
