@@ -68,8 +68,13 @@ fn module() -> PathBuf {
 struct FakeAsterisk {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// Answer lines, read on a thread so that a hung module fails the test
+    /// (after ANSWER_WAIT) instead of stalling it.
+    lines: std::sync::mpsc::Receiver<String>,
 }
+
+/// Longest a single fake-host command may take (lookups are bounded by 1 s).
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 impl FakeAsterisk {
     fn start(conf_dir: &Path) -> FakeAsterisk {
@@ -81,19 +86,26 @@ impl FakeAsterisk {
             .spawn()
             .expect("start fake-asterisk");
         let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        FakeAsterisk {
-            child,
-            stdin,
-            stdout,
-        }
+        let stdout: BufReader<ChildStdout> = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        FakeAsterisk { child, stdin, lines }
     }
 
     fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.stdout.read_line(&mut l).unwrap();
-        assert!(!l.is_empty(), "fake-asterisk died (a crash in the module?)");
-        l.trim_end().to_owned()
+        match self.lines.recv_timeout(ANSWER_WAIT) {
+            Ok(l) => l.trim_end().to_owned(),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("fake-asterisk gave no answer within {ANSWER_WAIT:?} (the module is stuck?)")
+            }
+            Err(_) => panic!("fake-asterisk died (a crash in the module?)"),
+        }
     }
 
     /// One command, one line of answer.
