@@ -10,6 +10,7 @@
 mod ffi;
 mod host;
 mod log;
+mod randpay;
 mod rpc;
 mod script;
 mod worker;
@@ -56,8 +57,19 @@ unsafe fn set_param(key: &str, ptype: c_uint, val: *mut c_void) -> c_int {
     } else {
         String::new()
     };
-    let mut settings = SETTINGS.lock().unwrap_or_else(|p| p.into_inner());
-    match settings.set(key, &text) {
+    let result = match key {
+        "randpay_side_channel" => {
+            randpay::SIDE_CHANNEL_TEXT.lock().unwrap_or_else(|p| p.into_inner()).0 = text;
+            Ok(())
+        }
+        "randpay_side_peers" => {
+            randpay::SIDE_CHANNEL_TEXT.lock().unwrap_or_else(|p| p.into_inner()).1 = text;
+            Ok(())
+        }
+        k if k.starts_with("randpay_") => randpay::RANDPAY.lock().unwrap_or_else(|p| p.into_inner()).set(k, &text),
+        _ => SETTINGS.lock().unwrap_or_else(|p| p.into_inner()).set(key, &text),
+    };
+    match result {
         Ok(()) => 0,
         Err(e) => {
             kerr!("modparam: {e}");
@@ -93,6 +105,15 @@ setters! {
     p_privatenumer_layout => "privatenumer_layout",
     p_max_records => "max_records",
     p_on_node_failure => "on_node_failure",
+    p_randpay_role => "randpay_role",
+    p_randpay_wallet => "randpay_wallet",
+    p_randpay_ledger => "randpay_ledger",
+    p_randpay_tariff => "randpay_tariff",
+    p_randpay_max_price => "randpay_max_price",
+    p_randpay_max_risk => "randpay_max_risk",
+    p_randpay_max_ticket => "randpay_max_ticket",
+    p_randpay_side_channel => "randpay_side_channel",
+    p_randpay_side_peers => "randpay_side_peers",
 }
 
 const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> param_export_t {
@@ -102,7 +123,7 @@ const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> para
 const S: c_uint = PARAM_STRING;
 const I: c_uint = PARAM_INT;
 
-static PARAMS: Ffi<[param_export_t; 24]> = Ffi([
+static PARAMS: Ffi<[param_export_t; 34]> = Ffi([
     param(c"node_url", S, p_node_url),
     param(c"emercoin_conf", S, p_emercoin_conf),
     param(c"rpc_user", S, p_rpc_user),
@@ -127,6 +148,16 @@ static PARAMS: Ffi<[param_export_t; 24]> = Ffi([
     param(c"negative_ttl", S, p_negative_ttl),
     param(c"stale_ttl", S, p_stale_ttl),
     param(c"max_records", S, p_max_records),
+    param(c"randpay_role", S, p_randpay_role),
+    param(c"randpay_wallet", S, p_randpay_wallet),
+    param(c"randpay_ledger", S, p_randpay_ledger),
+    param(c"randpay_tariff", S, p_randpay_tariff),
+    param(c"randpay_max_price", S, p_randpay_max_price),
+    param(c"randpay_max_risk", I, p_randpay_max_risk),
+    param(c"randpay_max_risk", S, p_randpay_max_risk),
+    param(c"randpay_max_ticket", S, p_randpay_max_ticket),
+    param(c"randpay_side_channel", S, p_randpay_side_channel),
+    param(c"randpay_side_peers", S, p_randpay_side_peers),
     param_export_t { name: ptr::null(), type_: 0, param_pointer: ptr::null_mut() },
 ]);
 
@@ -138,7 +169,7 @@ const fn cmd(name: &'static CStr, f: *const c_void, n: c_int, fixup: Option<ffi:
     cmd_export_t { name: name.as_ptr(), function: f, param_no: n, fixup, free_fixup: free, flags: ROUTES }
 }
 
-static CMDS: Ffi<[cmd_export_t; 11]> = Ffi([
+static CMDS: Ffi<[cmd_export_t; 14]> = Ffi([
     cmd(c"emc_enum_query", script::w_enum_query0 as *const c_void, 0, None, None),
     cmd(c"emc_enum_query", script::w_enum_query1 as *const c_void, 1, Some(ffi::fixup_spve_null), Some(ffi::fixup_free_spve_null)),
     cmd(c"emc_enum_query", script::w_enum_query2 as *const c_void, 2, Some(ffi::fixup_spve_spve), Some(ffi::fixup_free_spve_spve)),
@@ -149,6 +180,9 @@ static CMDS: Ffi<[cmd_export_t; 11]> = Ffi([
     cmd(c"emc_is_from_user_enum", script::w_is_from_user_enum1 as *const c_void, 1, Some(ffi::fixup_spve_null), Some(ffi::fixup_free_spve_null)),
     cmd(c"emc_is_from_user_enum", script::w_is_from_user_enum2 as *const c_void, 2, Some(ffi::fixup_spve_spve), Some(ffi::fixup_free_spve_spve)),
     cmd(c"emc_nvs_get", script::w_nvs_get as *const c_void, 2, Some(script::fixup_nvs_get), Some(script::fixup_free_nvs_get)),
+    cmd(c"randpay_require", randpay::script::w_require0 as *const c_void, 0, None, None),
+    cmd(c"randpay_require", randpay::script::w_require1 as *const c_void, 1, Some(ffi::fixup_spve_null), Some(ffi::fixup_free_spve_null)),
+    cmd(c"randpay_pay", randpay::script::w_pay as *const c_void, 0, None, None),
     cmd_export_t { name: ptr::null(), function: ptr::null(), param_no: 0, fixup: None, free_fixup: None, flags: 0 },
 ]);
 
@@ -160,7 +194,7 @@ const fn kemi(fname: &'static CStr, rtype: c_int, func: *const c_void, ptypes: [
 const N: c_int = SR_KEMIP_NONE;
 const ST: c_int = SR_KEMIP_STR;
 
-static KEMI: Ffi<[sr_kemi_t; 12]> = Ffi([
+static KEMI: Ffi<[sr_kemi_t; 15]> = Ffi([
     kemi(c"emc_enum_query", SR_KEMIP_INT, script::ki_enum_query as *const c_void, [N; 6]),
     kemi(c"emc_enum_query_suffix", SR_KEMIP_INT, script::ki_enum_query_suffix as *const c_void, [ST, N, N, N, N, N]),
     kemi(c"emc_enum_query_suffix_service", SR_KEMIP_INT, script::ki_enum_query_suffix_service as *const c_void, [ST, ST, N, N, N, N]),
@@ -172,6 +206,9 @@ static KEMI: Ffi<[sr_kemi_t; 12]> = Ffi([
     kemi(c"emc_is_from_user_enum_suffix_service", SR_KEMIP_INT, script::ki_is_from_user_enum_suffix_service as *const c_void, [ST, ST, N, N, N, N]),
     kemi(c"emc_nvs_get", SR_KEMIP_INT, script::ki_nvs_get as *const c_void, [ST, ST, N, N, N, N]),
     kemi(c"emc_nvs_value", SR_KEMIP_XVAL, script::ki_nvs_value as *const c_void, [ST, N, N, N, N, N]),
+    kemi(c"randpay_require", SR_KEMIP_INT, randpay::script::ki_require as *const c_void, [N; 6]),
+    kemi(c"randpay_require_tariff", SR_KEMIP_INT, randpay::script::ki_require_tariff as *const c_void, [ST, N, N, N, N, N]),
+    kemi(c"randpay_pay", SR_KEMIP_INT, randpay::script::ki_pay as *const c_void, [N; 6]),
     sr_kemi_t { mname: str_t::NULL, fname: str_t::NULL, rtype: 0, func: ptr::null(), ptypes: [N; 6] },
 ]);
 
@@ -181,10 +218,16 @@ static DOC_STATUS: Ffi<[*const c_char; 2]> = Ffi([c"Node reachability, lookups, 
 static DOC_LOOKUP: Ffi<[*const c_char; 2]> = Ffi([c"Resolve a number: privateness.lookup +15551234567".as_ptr(), ptr::null()]);
 static DOC_FLUSH: Ffi<[*const c_char; 2]> = Ffi([c"Empty the ENUM cache of every process".as_ptr(), ptr::null()]);
 
-static RPC: Ffi<[rpc_export_t; 4]> = Ffi([
+static DOC_RP_CALLS: Ffi<[*const c_char; 2]> = Ffi([c"RANDPAY calls in progress: Call-ID, number, tariff, intervals paid, seconds since answer".as_ptr(), ptr::null()]);
+static DOC_RP_LEDGER: Ffi<[*const c_char; 2]> =
+    Ffi([c"RANDPAY ledger: randpay.ledger [call-id] (default: the 50 most recent calls)".as_ptr(), ptr::null()]);
+
+static RPC: Ffi<[rpc_export_t; 6]> = Ffi([
     rpc_export_t { name: c"privateness.status".as_ptr(), function: Some(rpc::rpc_status), doc_str: DOC_STATUS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.lookup".as_ptr(), function: Some(rpc::rpc_lookup), doc_str: DOC_LOOKUP.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.cache_flush".as_ptr(), function: Some(rpc::rpc_cache_flush), doc_str: DOC_FLUSH.0.as_ptr(), flags: 0 },
+    rpc_export_t { name: c"randpay.calls".as_ptr(), function: Some(rpc::rpc_randpay_calls), doc_str: DOC_RP_CALLS.0.as_ptr(), flags: 0 },
+    rpc_export_t { name: c"randpay.ledger".as_ptr(), function: Some(rpc::rpc_randpay_ledger), doc_str: DOC_RP_LEDGER.0.as_ptr(), flags: 0 },
     rpc_export_t { name: ptr::null(), function: None, doc_str: ptr::null(), flags: 0 },
 ]);
 
@@ -240,6 +283,10 @@ unsafe extern "C" fn mod_init() -> c_int {
             if resolver.serve_stale { "stale answers" } else { "fail" }
         );
         let _ = CONFIG.set((node, resolver));
+        if let Err(e) = randpay::init() {
+            kerr!("{e}");
+            return -1;
+        }
         0
     })
 }
@@ -248,7 +295,16 @@ unsafe extern "C" fn mod_init() -> c_int {
 /// (PROC_INIT, PROC_MAIN) never does; other processes build theirs on first use.
 unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     fence("child_init", -1, || {
-        if rank == ffi::PROC_INIT || rank == ffi::PROC_MAIN || rank < 0 {
+        if rank == ffi::PROC_MAIN {
+            return match randpay::fork_process() {
+                Ok(()) => 0,
+                Err(e) => {
+                    kerr!("{e}");
+                    -1
+                }
+            };
+        }
+        if rank == ffi::PROC_INIT || rank < 0 {
             return 0;
         }
         match worker::with_worker(|_| ()) {

@@ -82,10 +82,11 @@ pub fn klog(level: c_int, msg: &str) {
 }
 
 macro_rules! kinfo { ($($a:tt)*) => { $crate::log::klog($crate::ffi::L_INFO, &format!($($a)*)) } }
+macro_rules! knotice { ($($a:tt)*) => { $crate::log::klog($crate::ffi::L_NOTICE, &format!($($a)*)) } }
 macro_rules! kwarn { ($($a:tt)*) => { $crate::log::klog($crate::ffi::L_WARN, &format!($($a)*)) } }
 macro_rules! kerr { ($($a:tt)*) => { $crate::log::klog($crate::ffi::L_ERR, &format!($($a)*)) } }
 macro_rules! kdbg { ($($a:tt)*) => { if $crate::log::enabled($crate::ffi::L_DBG) { $crate::log::klog($crate::ffi::L_DBG, &format!($($a)*)) } } }
-pub(crate) use {kdbg, kerr, kinfo, kwarn};
+pub(crate) use {kdbg, kerr, kinfo, knotice, kwarn};
 
 /// Run `f`; a panic becomes `on_panic` and an error line, never an unwind into C
 /// (which would abort the worker and, with it, the whole server).

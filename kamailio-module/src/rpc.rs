@@ -165,3 +165,76 @@ pub unsafe extern "C" fn rpc_cache_flush(rpc: *mut rpc_t, ctx: *mut c_void) {
         r.num("generation", generation);
     })
 }
+
+// ---- RANDPAY ---------------------------------------------------------------
+
+fn randpay_ask(req: &crate::randpay::ipc::Request) -> Result<crate::randpay::ipc::Reply, String> {
+    if crate::randpay::role() == ness_core::randpay::RandpayRole::Off {
+        return Err("RANDPAY is off (modparam randpay_role)".into());
+    }
+    match crate::randpay::ipc::call(req, std::time::Duration::from_secs(5)) {
+        Ok(crate::randpay::ipc::Reply::Error { message }) => Err(message),
+        Ok(r) => Ok(r),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `randpay.calls`: one struct per metered call.
+pub unsafe extern "C" fn rpc_randpay_calls(rpc: *mut rpc_t, ctx: *mut c_void) {
+    fence("randpay.calls", (), || unsafe {
+        let rpc = &*rpc;
+        match randpay_ask(&crate::randpay::ipc::Request::Calls) {
+            Ok(crate::randpay::ipc::Reply::Calls { role, calls }) => {
+                for c in calls {
+                    let Some(r) = Reply::new(rpc, ctx) else { return };
+                    r.str("call_id", &c.call_id);
+                    r.str("role", &role);
+                    r.str("number", &c.number);
+                    r.str("tariff", &c.tariff);
+                    r.num("paid_intervals", u64::from(c.paid_intervals));
+                    match c.answered_secs {
+                        Some(s) => r.num("answered_secs", s),
+                        None => r.str("answered_secs", "ringing"),
+                    }
+                }
+            }
+            Ok(other) => fault(rpc, ctx, 500, &format!("unexpected answer {other:?}")),
+            Err(e) => fault(rpc, ctx, 500, &e),
+        }
+    })
+}
+
+/// `randpay.ledger [call-id]`: one call from the ledger, or the 50 most recent, with their totals.
+pub unsafe extern "C" fn rpc_randpay_ledger(rpc: *mut rpc_t, ctx: *mut c_void) {
+    fence("randpay.ledger", (), || unsafe {
+        let rpc = &*rpc;
+        let mut arg: *mut c_char = std::ptr::null_mut();
+        let given = rpc.scan.is_some_and(|scan| scan(ctx, c"*s".as_ptr(), &mut arg as *mut *mut c_char) == 1) && !arg.is_null();
+        let text = if given { std::ffi::CStr::from_ptr(arg).to_string_lossy().trim().to_owned() } else { String::new() };
+        // kamcmd sends digits as an integer, which "s" does not scan: a Call-ID
+        // argument must not be all digits (or is given as s:<id>).
+        let (call_id, limit) = if text.is_empty() { (None, 50) } else { (Some(text), 1) };
+        match randpay_ask(&crate::randpay::ipc::Request::Ledger { call_id, limit }) {
+            Ok(crate::randpay::ipc::Reply::Ledger { calls }) => {
+                let ms = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+                for c in calls {
+                    let Some(r) = Reply::new(rpc, ctx) else { return };
+                    r.str("call_id", &c.call_id);
+                    r.str("role", &c.role);
+                    r.str("number", &c.number);
+                    r.str("tariff", &c.tariff_prefix);
+                    r.num("started_ms", c.started_ms.max(0) as u64);
+                    r.str("answered_ms", &ms(c.answered_ms));
+                    r.str("ended_ms", &ms(c.ended_ms));
+                    r.str("end_reason", c.end_reason.as_deref().unwrap_or("-"));
+                    r.num("tickets", u64::from(c.tickets));
+                    r.num("won", u64::from(c.won));
+                    r.str("expected_value", &c.expected_value.to_string());
+                    r.str("won_amount", &c.won_amount.to_string());
+                }
+            }
+            Ok(other) => fault(rpc, ctx, 500, &format!("unexpected answer {other:?}")),
+            Err(e) => fault(rpc, ctx, 404, &e),
+        }
+    })
+}

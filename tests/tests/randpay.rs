@@ -249,7 +249,7 @@ async fn a_metered_call_end_to_end_through_both_roles() {
 
     let t0 = std::time::Instant::now();
     let at = |s: u64| t0 + Duration::from_secs(s);
-    payee.answered(call, t0);
+    assert!(payee.answered(call, t0));
     assert!(payee.tick(at(30)).await.is_empty());
     for (seq, t) in [(1u32, 45u64), (2, 105)] {
         let actions = payee.tick(at(t)).await;
@@ -308,7 +308,7 @@ async fn the_side_channel_carries_challenges_and_tickets() {
 
     // During the call: the timer's challenge is fetched by polling and paid by POST.
     let t0 = std::time::Instant::now();
-    payee.answered(call, t0);
+    assert!(payee.answered(call, t0));
     let actions = payee.tick(t0 + Duration::from_secs(23)).await;
     assert!(matches!(actions.as_slice(), [PayeeAction::SendChallenge { .. }]), "{actions:?}");
     let ch1 = side.challenge(call, None).await.unwrap().expect("seq 1 due");

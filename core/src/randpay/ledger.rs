@@ -39,7 +39,7 @@ impl Role {
 }
 
 /// One call's totals.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallSummary {
     pub call_id: String,
     pub role: String,
@@ -133,6 +133,15 @@ impl Ledger {
         Ok(())
     }
 
+    /// Has this Call-ID been used by a call that ended? (It must not be reused.)
+    pub fn ended(&self, call_id: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .db
+            .query_row("SELECT ended IS NOT NULL FROM calls WHERE call_id = ?1", params![call_id], |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
     /// At startup: calls that were in progress when the PBX stopped end as `restart`.
     pub fn close_interrupted(&self) -> Result<usize, LedgerError> {
         Ok(self.db.execute("UPDATE calls SET ended = ?1, end_reason = 'restart' WHERE ended IS NULL", params![now_ms()])?)
@@ -143,7 +152,8 @@ impl Ledger {
         self.db.execute(
             "INSERT INTO tickets (call_id, seq, chap, issued) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (call_id, seq) DO UPDATE SET chap = excluded.chap, issued = excluded.issued,
-               ticket = NULL, received = NULL, won = NULL, amount = NULL, expected = NULL, risk = NULL, outcome = NULL",
+               ticket = NULL, received = NULL, won = NULL, amount = NULL, expected = NULL, risk = NULL, outcome = NULL
+             WHERE tickets.outcome IS NULL OR tickets.outcome != 'paid'",
             params![call_id, seq, chap.as_str(), now_ms()],
         )?;
         Ok(())
@@ -260,6 +270,28 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paid_interval_is_never_reissued_and_ended_calls_are_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("l.db")).unwrap();
+        let t = Tariff::new("+49", "0.01", 100, 60, 10).unwrap();
+        let chap = Chap::parse("1.00:100:000003cf782b532f5a7e4d75848284bb66559803").unwrap();
+        let other = Chap::parse("1.00:100:000003cf782b532f5a7e4d75848284bb66559804").unwrap();
+        l.begin_call("c", Role::Payee, "+4930", &t).unwrap();
+        assert!(!l.ended("c").unwrap());
+        l.challenge("c", 0, &chap).unwrap();
+        l.ticket("c", 0, &chap, &Ticket::parse("ecec000102030405060708090a").unwrap()).unwrap();
+        let acc = Accepted { txid: "t".into(), amount: Amount(1_000_000), expected: Amount(10_000), risk: 100, won: false, sent: false };
+        l.outcome("c", 0, &acc).unwrap();
+        // A new challenge for a paid seq (a bug or a replayed INVITE) changes nothing.
+        l.challenge("c", 0, &other).unwrap();
+        assert_eq!(l.challenge_for("c", 0).unwrap(), Some(chap));
+        assert_eq!(l.paid_intervals("c").unwrap(), 1);
+        l.end_call("c", "bye").unwrap();
+        assert!(l.ended("c").unwrap());
+        assert!(!l.ended("never-seen").unwrap());
+    }
 
     #[test]
     fn a_call_survives_reopening_and_tickets_are_idempotent() {

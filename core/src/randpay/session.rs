@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::chap::{ChallengeHeader, TicketHeader};
-use super::ledger::{Ledger, LedgerError, Role};
+use super::ledger::{CallSummary, Ledger, LedgerError, Role};
 use super::meter::{MeterState, PayeeMeter, PayerPolicy, PolicyError, TicketVerdict};
 use super::node::{self, AcceptError, MintError};
 use super::tariff::{Tariff, TariffTable};
@@ -47,7 +47,7 @@ pub enum Pending {
 }
 
 /// One metered call, as `randpay.calls` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallView {
     pub call_id: String,
     pub number: String,
@@ -58,11 +58,16 @@ pub struct CallView {
 
 struct PayeeCall {
     number: String,
+    created: Instant,
     meter: PayeeMeter,
     answered: Option<Instant>,
     /// The challenge header currently outstanding (repeated as is to a retransmission).
     pending: Option<(u32, String)>,
 }
+
+/// How long a call may stay unanswered before the payee forgets it (a 402 the
+/// payer never answered, a call that rang out without a final reply reaching us).
+pub const SETUP_LIMIT: Duration = Duration::from_secs(180);
 
 /// The payee: tariffs, its wallet's node, the ledger and the calls in progress.
 pub struct Payee {
@@ -75,6 +80,21 @@ pub struct Payee {
 impl Payee {
     pub fn new(node: NvsClient, ledger: Ledger, tariffs: TariffTable) -> Payee {
         Payee { node, ledger: Mutex::new(ledger), tariffs, calls: Mutex::new(HashMap::new()) }
+    }
+
+    /// The tariff a call is metered by.
+    pub fn tariff_of(&self, call_id: &str) -> Option<Tariff> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).get(call_id).map(|c| c.meter.tariff.clone())
+    }
+
+    /// Calls in the ledger: one, or the most recent `limit`.
+    pub fn ledger_calls(&self, call_id: Option<&str>, limit: u32) -> Result<Vec<CallSummary>, LedgerError> {
+        self.ledger(|l| ledger_calls(l, call_id, limit))
+    }
+
+    /// Is this call being metered (or set up)?
+    pub fn knows(&self, call_id: &str) -> bool {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).contains_key(call_id)
     }
 
     fn ledger<R>(&self, f: impl FnOnce(&Ledger) -> Result<R, LedgerError>) -> Result<R, LedgerError> {
@@ -118,21 +138,43 @@ impl Payee {
         Ok(header)
     }
 
-    /// An INVITE for `number`, with the `Randpay-Ticket` value if it carries one.
+    /// An INVITE for `number`, with the `Randpay-Ticket` value if it carries one,
+    /// priced by the tariff table.
     pub async fn invite(&self, call_id: &str, number: &str, ticket: Option<&str>) -> InviteDecision {
-        let Some(tariff) = self.tariffs.for_number(number).cloned() else {
+        self.invite_priced(call_id, number, None, ticket).await
+    }
+
+    /// As [`Payee::invite`], with the host's own tariff instead of the table's (the
+    /// first INVITE of a call fixes the tariff; later ones keep it).
+    pub async fn invite_priced(&self, call_id: &str, number: &str, tariff: Option<Tariff>, ticket: Option<&str>) -> InviteDecision {
+        let Some(tariff) = tariff.or_else(|| self.tariffs.for_number(number).cloned()) else {
             return InviteDecision::Refuse(403, "No Tariff For This Destination".into());
         };
         {
             let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
             if !calls.contains_key(call_id) {
+                match self.ledger(|l| l.ended(call_id)) {
+                    Ok(false) => {}
+                    // A replay of an old call's INVITE: its rows stay as they are.
+                    Ok(true) => return InviteDecision::Refuse(481, "Call Already Ended".into()),
+                    Err(e) => {
+                        tracing::error!("randpay: {e}");
+                        return InviteDecision::Refuse(500, "Ledger Unavailable".into());
+                    }
+                }
                 if let Err(e) = self.ledger(|l| l.begin_call(call_id, Role::Payee, number, &tariff)) {
                     tracing::error!("randpay: {e}");
                     return InviteDecision::Refuse(500, "Ledger Unavailable".into());
                 }
                 calls.insert(
                     call_id.to_owned(),
-                    PayeeCall { number: number.to_owned(), meter: PayeeMeter::new(tariff), answered: None, pending: None },
+                    PayeeCall {
+                        number: number.to_owned(),
+                        created: Instant::now(),
+                        meter: PayeeMeter::new(tariff),
+                        answered: None,
+                        pending: None,
+                    },
                 );
             }
             if calls.get(call_id).is_some_and(|c| c.meter.may_connect()) {
@@ -203,14 +245,20 @@ impl Payee {
         }
     }
 
-    /// The call was answered at `at`: metering starts.
-    pub fn answered(&self, call_id: &str, at: Instant) {
+    /// The call was answered at `at`: metering starts. False if the call is not
+    /// (or no longer) metered here, or its first interval is unpaid: the host
+    /// must then end it.
+    pub fn answered(&self, call_id: &str, at: Instant) -> bool {
         let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(call) = calls.get_mut(call_id)
-            && call.answered.is_none()
-        {
-            call.answered = Some(at);
-            let _ = self.ledger(|l| l.answered(call_id));
+        match calls.get_mut(call_id) {
+            Some(call) if call.meter.may_connect() => {
+                if call.answered.is_none() {
+                    call.answered = Some(at);
+                    let _ = self.ledger(|l| l.answered(call_id));
+                }
+                true
+            }
+            _ => false,
         }
     }
 
@@ -220,10 +268,22 @@ impl Payee {
         let _ = self.ledger(|l| l.end_call(call_id, reason));
     }
 
-    /// Run the schedule at `now`: challenges due and calls to end.
+    /// Run the schedule at `now`: challenges due and calls to end. Calls never
+    /// answered within [`SETUP_LIMIT`] are forgotten (ledger: `not answered`).
     pub async fn tick(&self, now: Instant) -> Vec<PayeeAction> {
         let mut due = Vec::new();
         let mut actions = Vec::new();
+        let stale: Vec<String> = {
+            let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            calls
+                .iter()
+                .filter(|(_, c)| c.answered.is_none() && now.saturating_duration_since(c.created) > SETUP_LIMIT)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in stale {
+            self.ended(&id, "not answered");
+        }
         {
             let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
             for (id, call) in calls.iter() {
@@ -343,5 +403,17 @@ impl Payer {
 
     pub fn ended(&self, call_id: &str, reason: &str) {
         let _ = self.ledger.lock().unwrap_or_else(|p| p.into_inner()).end_call(call_id, reason);
+    }
+
+    /// Calls in the ledger: one, or the most recent `limit`.
+    pub fn ledger_calls(&self, call_id: Option<&str>, limit: u32) -> Result<Vec<CallSummary>, LedgerError> {
+        ledger_calls(&self.ledger.lock().unwrap_or_else(|p| p.into_inner()), call_id, limit)
+    }
+}
+
+fn ledger_calls(l: &Ledger, call_id: Option<&str>, limit: u32) -> Result<Vec<CallSummary>, LedgerError> {
+    match call_id {
+        Some(id) => Ok(vec![l.call(id)?]),
+        None => l.recent_calls(limit),
     }
 }

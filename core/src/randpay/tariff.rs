@@ -5,7 +5,8 @@
 use std::fmt;
 
 /// An amount of EMC in micro-EMC (Emercoin has six decimals).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Amount(pub i64);
 
 impl Amount {

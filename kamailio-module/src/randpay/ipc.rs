@@ -1,0 +1,131 @@
+//! How Kamailio's processes reach the RANDPAY process. Calls, their meters, the
+//! node client and the ledger live in that one process (process.rs); SIP
+//! workers, the dialog and tm timer processes and the RPC process send it one
+//! JSON line per request over a Unix stream socket and read one line back.
+//!
+//! The socket is in the abstract namespace, named after Kamailio's main pid (no
+//! file to clean up, one per Kamailio instance), and the RANDPAY process only
+//! answers peers running as its own user. Callers use blocking I/O with a
+//! deadline: Kamailio processes are single-threaded and must never hang.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use ness_core::randpay::ledger::CallSummary;
+use ness_core::randpay::session::CallView;
+use serde::{Deserialize, Serialize};
+
+/// One request to the RANDPAY process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Payee: an initial INVITE, with the ticket it carries, and the script's own
+    /// tariff line if it gave one.
+    Invite { call_id: String, number: String, tariff: Option<String>, ticket: Option<String> },
+    /// Payee: the dialog was answered (2xx).
+    Answered { call_id: String, h_entry: u32, h_id: u32 },
+    /// Either role: the call ended (BYE, failure, timeout).
+    Ended { call_id: String, reason: String },
+    /// Payee: the `Randpay-Ticket` of an INFO's 200 OK.
+    Ticket { call_id: String, ticket: String },
+    /// Payer: a `Randpay-Challenge` to pay.
+    Pay { call_id: String, number: String, challenge: String },
+    /// RPC `randpay.calls`.
+    Calls,
+    /// RPC `randpay.ledger`: one call, or the most recent ones.
+    Ledger { call_id: Option<String>, limit: u32 },
+}
+
+/// The answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Reply 402 with this `Randpay-Challenge` value.
+    Challenge { header: String },
+    /// Route the call; the dialog module ends it by itself this long after the
+    /// answer unless the metering moves the time (a backstop).
+    Proceed { backstop_secs: u32 },
+    /// Reply with this code and reason.
+    Refuse { code: u16, reason: String },
+    /// Answer with this `Randpay-Ticket` value.
+    Ticket { header: String },
+    Done,
+    Calls { role: String, calls: Vec<CallView> },
+    Ledger { calls: Vec<CallSummary> },
+    Error { message: String },
+}
+
+/// Kamailio's main pid, recorded in mod_init (before any fork).
+pub static MAIN_PID: AtomicU32 = AtomicU32::new(0);
+
+/// The socket's abstract name.
+pub fn address() -> std::io::Result<SocketAddr> {
+    SocketAddr::from_abstract_name(format!("privateness-randpay-{}", MAIN_PID.load(Ordering::Relaxed)))
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    #[error("the RANDPAY process is not reachable: {0}")]
+    Connect(std::io::Error),
+    #[error("the RANDPAY process did not answer in time or closed the connection: {0}")]
+    Io(std::io::Error),
+    #[error("the RANDPAY process sent a malformed answer: {0}")]
+    Malformed(String),
+}
+
+/// This process's connection (pid, stream), reused between requests.
+static CONNECTION: Mutex<Option<(u32, BufReader<UnixStream>)>> = Mutex::new(None);
+
+fn exchange(conn: &mut BufReader<UnixStream>, line: &[u8], timeout: Duration) -> Result<Reply, IpcError> {
+    let s = conn.get_mut();
+    s.set_write_timeout(Some(timeout)).map_err(IpcError::Io)?;
+    s.set_read_timeout(Some(timeout)).map_err(IpcError::Io)?;
+    s.write_all(line).map_err(IpcError::Io)?;
+    let mut answer = String::new();
+    match conn.read_line(&mut answer) {
+        Ok(0) => Err(IpcError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+        Ok(_) => serde_json::from_str(&answer).map_err(|e| IpcError::Malformed(e.to_string())),
+        Err(e) => Err(IpcError::Io(e)),
+    }
+}
+
+/// Send `req` and wait at most `timeout` for the answer. A broken kept-open
+/// connection is replaced once.
+pub fn call(req: &Request, timeout: Duration) -> Result<Reply, IpcError> {
+    let mut line = serde_json::to_vec(req).map_err(|e| IpcError::Malformed(e.to_string()))?;
+    line.push(b'\n');
+    let pid = std::process::id();
+    let mut guard = CONNECTION.lock().unwrap_or_else(|p| p.into_inner());
+    for attempt in 0..2 {
+        let reuse = attempt == 0 && guard.as_ref().is_some_and(|(p, _)| *p == pid);
+        if !reuse {
+            if let Some(old) = guard.take() {
+                // Inherited through fork (another process's socket) or broken: close only ours.
+                if old.0 != pid {
+                    std::mem::forget(old);
+                }
+            }
+            let addr = address().map_err(IpcError::Connect)?;
+            let s = UnixStream::connect_addr(&addr).map_err(IpcError::Connect)?;
+            *guard = Some((pid, BufReader::new(s)));
+        }
+        let Some((_, conn)) = guard.as_mut() else { continue };
+        match exchange(conn, &line, timeout) {
+            Ok(r) => return Ok(r),
+            // A timeout is final: resending could double a node call.
+            Err(IpcError::Io(e)) if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut && attempt == 0 => {
+                *guard = None;
+            }
+            Err(e) => {
+                *guard = None;
+                return Err(e);
+            }
+        }
+    }
+    Err(IpcError::Io(std::io::ErrorKind::BrokenPipe.into()))
+}

@@ -1,0 +1,325 @@
+//! The RANDPAY process: one Kamailio process, forked by the core like a timer
+//! process, that owns the payee's or payer's state (ness-core's `Payee` or
+//! `Payer`: the node client, the meters of calls in progress, the SQLite
+//! ledger). It answers the other processes over ipc.rs, runs the payee's
+//! schedule every second — an in-dialog INFO with the next challenge to the
+//! caller leg, BYE on both legs when a ticket is late — and serves the HTTP side
+//! channel for Asterisk peers when configured.
+//!
+//! The core calls `slice()` in a loop. Each call drives a current-thread tokio
+//! runtime (built here, after the fork) for a fraction of a second, so every
+//! task, and every call into Kamailio's dialog and tm APIs, runs on this
+//! process's only thread.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{c_uint, c_void};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ness_core::nvs::NvsClient;
+use ness_core::randpay::session::{InviteDecision, PayeeAction};
+use ness_core::randpay::side_channel;
+use ness_core::randpay::{Ledger, Payee, Payer, RandpayRole, Tariff};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::dialog;
+use super::ipc::{self, Reply, Request};
+use super::{RANDPAY, SIDE_CHANNEL, script};
+use crate::log::{fence, kerr, kinfo, knotice, kwarn};
+use crate::worker::CONFIG;
+
+/// Seconds the dialog module waits past a call's paid time before ending it by
+/// itself: only if this process stopped metering.
+const BACKSTOP_SLACK: u32 = 30;
+
+enum Role {
+    Payee(Arc<Payee>),
+    Payer(Arc<Payer>),
+}
+
+/// What the process knows besides the core's state.
+struct State {
+    role: Role,
+    /// Answered payee calls: Call-ID → (h_entry, h_id).
+    dialogs: Mutex<HashMap<String, (u32, u32)>>,
+    /// Calls whose payer uses the HTTP side channel (it asked before the INVITE):
+    /// no INFO for them, the challenge waits for its GET.
+    side_calls: Mutex<HashSet<String>>,
+    /// Calls whose INVITE reached randpay_require.
+    sip_seen: Mutex<HashSet<String>>,
+}
+
+impl State {
+    /// Drop what is kept about a call; its dialog ids if it had any.
+    fn forget(&self, call_id: &str) -> Option<(u32, u32)> {
+        lock(&self.side_calls).remove(call_id);
+        lock(&self.sip_seen).remove(call_id);
+        lock(&self.dialogs).remove(call_id)
+    }
+}
+
+struct Meter {
+    pid: u32,
+    runtime: tokio::runtime::Runtime,
+    state: Arc<State>,
+    _shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+static METER: Mutex<Option<Meter>> = Mutex::new(None);
+/// Set once building failed, so the loop does not retry (and log) forever.
+static BROKEN: Mutex<Option<u32>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Meter {
+    fn build() -> Result<Meter, String> {
+        let settings = lock(&RANDPAY).clone();
+        let side = lock(&SIDE_CHANNEL).clone();
+        let (node, _) = CONFIG.get().ok_or("the module is not configured")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot create the RANDPAY runtime: {e}"))?;
+        let _guard = runtime.enter();
+        let client = NvsClient::new(&node.clone().with_wallet(settings.wallet.clone())).map_err(|e| e.to_string())?;
+        let ledger = Ledger::open(&settings.ledger).map_err(|e| e.to_string())?;
+        match ledger.close_interrupted() {
+            Ok(0) => {}
+            Ok(n) => knotice!("randpay: {n} call(s) in progress when Kamailio stopped are closed in the ledger as 'restart'"),
+            Err(e) => return Err(e.to_string()),
+        }
+        let role = match settings.role {
+            RandpayRole::Payee => Role::Payee(Arc::new(Payee::new(client, ledger, settings.tariff_table()))),
+            RandpayRole::Payer => Role::Payer(Arc::new(Payer::new(client, ledger, settings.policy.clone()))),
+            RandpayRole::Off => return Err("randpay_role is off".into()),
+        };
+        let state = Arc::new(State { role, dialogs: Mutex::new(HashMap::new()), side_calls: Mutex::new(HashSet::new()), sip_seen: Mutex::new(HashSet::new()) });
+        let listener = std::os::unix::net::UnixListener::bind_addr(&ipc::address().map_err(|e| e.to_string())?)
+            .map_err(|e| format!("cannot open the RANDPAY socket: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = UnixListener::from_std(listener).map_err(|e| e.to_string())?;
+        tokio::spawn(serve_ipc(listener, state.clone()));
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        if let Role::Payee(payee) = &state.role {
+            tokio::spawn(schedule(state.clone()));
+            if let Some((addr, peers)) = side {
+                let l = std::net::TcpListener::bind(addr).map_err(|e| format!("randpay_side_channel {addr}: {e}"))?;
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                let l = tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string())?;
+                tokio::spawn(side_channel::serve(l, payee.clone(), peers, shutdown_rx));
+                kinfo!("randpay: HTTP side channel on {addr}");
+            }
+        }
+        drop(_guard);
+        kinfo!(
+            "randpay: {} process ready (ledger {}, wallet {})",
+            match settings.role {
+                RandpayRole::Payee => "payee",
+                _ => "payer",
+            },
+            settings.ledger.display(),
+            settings.wallet.as_deref().unwrap_or("the node's default")
+        );
+        Ok(Meter { pid: std::process::id(), runtime, state, _shutdown: shutdown })
+    }
+}
+
+/// The core's loop calls this about every millisecond, in the RANDPAY process only.
+pub unsafe extern "C" fn slice(_ticks: c_uint, _param: *mut c_void) {
+    let ok = fence("randpay process", false, || {
+        let pid = std::process::id();
+        if *lock(&BROKEN) == Some(pid) {
+            std::thread::sleep(Duration::from_secs(1));
+            return true;
+        }
+        let mut guard = lock(&METER);
+        if guard.as_ref().is_none_or(|m| m.pid != pid) {
+            super::PROCESS_PID.store(pid, std::sync::atomic::Ordering::SeqCst);
+            match Meter::build() {
+                Ok(m) => *guard = Some(m),
+                Err(e) => {
+                    kerr!("randpay: {e}; RANDPAY calls are refused until Kamailio is restarted");
+                    *lock(&BROKEN) = Some(pid);
+                    return true;
+                }
+            }
+        }
+        let Some(m) = guard.as_ref() else { return true };
+        m.runtime.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
+        // Events our own dialog and tm callbacks raised in this process.
+        let queued = std::mem::take(&mut *lock(&super::LOCAL_EVENTS));
+        for req in queued {
+            m.runtime.block_on(handle(&m.state, req));
+        }
+        true
+    });
+    if !ok {
+        // A bug, already logged: do not spin on it.
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+async fn serve_ipc(listener: UnixListener, state: Arc<State>) {
+    // SAFETY: plain libc getter.
+    let me = unsafe { libc::geteuid() };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        match stream.peer_cred() {
+            Ok(c) if c.uid() == me || c.uid() == 0 => {}
+            other => {
+                kwarn!("randpay: refused a local connection from {other:?} (not Kamailio's user)");
+                continue;
+            }
+        }
+        tokio::spawn(connection(stream, state.clone()));
+    }
+}
+
+async fn connection(stream: UnixStream, state: Arc<State>) {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => handle(&state, req).await,
+            Err(e) => Reply::Error { message: format!("malformed request: {e}") },
+        };
+        let mut out = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"reply\":\"error\",\"message\":\"?\"}".to_vec());
+        out.push(b'\n');
+        if w.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn backstop(t: &Tariff) -> u32 {
+    t.interval_secs + t.grace_secs + BACKSTOP_SLACK
+}
+
+async fn handle(state: &Arc<State>, req: Request) -> Reply {
+    let now = Instant::now();
+    match (&state.role, req) {
+        (Role::Payee(p), Request::Invite { call_id, number, tariff, ticket }) => {
+            let tariff = match tariff.as_deref().map(Tariff::parse_line).transpose() {
+                Ok(t) => t,
+                Err(e) => return Reply::Error { message: format!("randpay_require: {e}") },
+            };
+            // A call known before its first INVITE was started on the side channel.
+            if lock(&state.sip_seen).insert(call_id.clone()) && p.knows(&call_id) {
+                lock(&state.side_calls).insert(call_id.clone());
+            }
+            match p.invite_priced(&call_id, &number, tariff, ticket.as_deref()).await {
+                InviteDecision::Challenge(header) => Reply::Challenge { header },
+                InviteDecision::Proceed => Reply::Proceed { backstop_secs: p.tariff_of(&call_id).map_or(3600, |t| backstop(&t)) },
+                InviteDecision::Refuse(code, reason) => Reply::Refuse { code, reason },
+            }
+        }
+        (Role::Payee(p), Request::Answered { call_id, h_entry, h_id }) => {
+            if p.answered(&call_id, now) {
+                lock(&state.dialogs).insert(call_id, (h_entry, h_id));
+            } else {
+                knotice!("randpay: {call_id} was answered but its first interval is not paid: ending it");
+                let _ = dialog::end(h_entry, h_id, "SIP;cause=402;text=\"RANDPAY: not paid\"");
+            }
+            Reply::Done
+        }
+        (Role::Payee(p), Request::Ended { call_id, reason }) => {
+            p.ended(&call_id, &reason);
+            state.forget(&call_id);
+            Reply::Done
+        }
+        (Role::Payee(p), Request::Ticket { call_id, ticket }) => {
+            // Answer at once: the worker that got the INFO's 200 OK must not wait for the node.
+            let (p, state) = (p.clone(), state.clone());
+            tokio::spawn(async move {
+                match p.ticket(&call_id, &ticket).await {
+                    Ok(ness_core::randpay::meter::TicketVerdict::Paid) => {
+                        let ids = lock(&state.dialogs).get(&call_id).copied();
+                        if let (Some((he, hi)), Some(t)) = (ids, p.tariff_of(&call_id)) {
+                            dialog::set_timeout(he, hi, backstop(&t));
+                        }
+                    }
+                    Ok(v) => kinfo!("randpay: {call_id}: ticket not counted ({v:?})"),
+                    Err(e) => knotice!("randpay: {call_id}: {e}"),
+                }
+            });
+            Reply::Done
+        }
+        (Role::Payer(p), Request::Pay { call_id, number, challenge }) => match p.pay(&call_id, &number, &challenge).await {
+            Ok(header) => Reply::Ticket { header },
+            Err(e) => Reply::Error { message: e.to_string() },
+        },
+        (Role::Payer(p), Request::Ended { call_id, reason }) => {
+            p.ended(&call_id, &reason);
+            Reply::Done
+        }
+        (Role::Payee(p), Request::Calls) => Reply::Calls { role: "payee".into(), calls: p.calls(now) },
+        (Role::Payer(_), Request::Calls) => Reply::Calls { role: "payer".into(), calls: Vec::new() },
+        (Role::Payee(p), Request::Ledger { call_id, limit }) => ledger_reply(p.ledger_calls(call_id.as_deref(), limit)),
+        (Role::Payer(p), Request::Ledger { call_id, limit }) => ledger_reply(p.ledger_calls(call_id.as_deref(), limit)),
+        (Role::Payee(_), Request::Pay { .. }) => Reply::Error { message: "randpay_pay needs randpay_role payer".into() },
+        (Role::Payer(_), _) => Reply::Error { message: "this needs randpay_role payee".into() },
+    }
+}
+
+fn ledger_reply(r: Result<Vec<ness_core::randpay::ledger::CallSummary>, ness_core::randpay::LedgerError>) -> Reply {
+    match r {
+        Ok(calls) => Reply::Ledger { calls },
+        Err(e) => Reply::Error { message: e.to_string() },
+    }
+}
+
+/// The payee's schedule: every second, challenges due and calls to end.
+async fn schedule(state: Arc<State>) {
+    let Role::Payee(payee) = &state.role else { return };
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // Calls the payee forgot unanswered (SETUP_LIMIT).
+        lock(&state.sip_seen).retain(|id| payee.knows(id));
+        for action in payee.tick(Instant::now()).await {
+            match action {
+                PayeeAction::SendChallenge { call_id, header } => {
+                    if lock(&state.side_calls).contains(&call_id) {
+                        continue; // its payer fetches it over HTTP
+                    }
+                    let Some((he, hi)) = lock(&state.dialogs).get(&call_id).copied() else { continue };
+                    let headers = format!("Randpay-Challenge: {header}\r\n");
+                    if let Err(e) = dialog::send_info_to_caller(he, hi, &headers, script::on_info_reply) {
+                        kwarn!("randpay: {call_id}: cannot send the next challenge: {e}");
+                        if e == dialog::DialogError::Gone {
+                            payee.ended(&call_id, "gone");
+                            state.forget(&call_id);
+                        }
+                    }
+                }
+                PayeeAction::End { call_id, seq } => {
+                    payee.ended(&call_id, "unpaid");
+                    let ids = state.forget(&call_id);
+                    knotice!("randpay: {call_id}: no ticket for interval {seq}: ending the call on both legs");
+                    if let Some((he, hi)) = ids
+                        && let Err(e) = dialog::end(he, hi, &format!("SIP;cause=402;text=\"RANDPAY interval {seq} unpaid\""))
+                    {
+                        kwarn!("randpay: {call_id}: cannot end the call: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parse `randpay_side_channel` (`IP:port`) and `randpay_side_peers` (`IP,IP`).
+pub fn side_channel_setting(listen: &str, peers: &str) -> Result<(SocketAddr, Vec<IpAddr>), String> {
+    let addr = listen.trim().parse().map_err(|_| format!("randpay_side_channel: {listen:?} is not IP:port"))?;
+    let peers = peers
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().map_err(|_| format!("randpay_side_peers: {p:?} is not an IP address")))
+        .collect::<Result<Vec<IpAddr>, String>>()?;
+    Ok((addr, peers))
+}
