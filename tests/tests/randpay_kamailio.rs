@@ -1,0 +1,261 @@
+//! RANDPAY between two real Kamailios (Debian's 5.6) on loopback, each with
+//! privateness.so and the shipped dialplan/kamailio/randpay-{payer,payee}.cfg,
+//! paying with the devnet's "payer" wallet to its "payee" wallet; SIPp is the
+//! renter's phone (caller) and the provider's PBX (callee).
+//!
+//! What is checked (docs/randpay.md): tickets flow every interval and both
+//! ledgers show them; the INFOs carrying challenges never reach the phones; a
+//! payer that stops paying is cut on both legs with BYE once interval + grace
+//! pass; forged and replayed tickets get 402 (or 481 for a reused Call-ID) and
+//! change no ledger row; a payee restart mid-call keeps every ledger row and
+//! closes the interrupted call as `restart`.
+//!
+//! Tariff: 0.01 EMC/min, risk 2, interval 10 s, grace 3 s — short intervals so
+//! a call sees several in half a minute.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ness_core::nvs::{Credentials, NodeConfig, NvsClient};
+use ness_tests::{Proc, addr_after, bin, require_tool, run};
+use serde_json::json;
+
+const USER: &str = "rp";
+const PASSWORD: &str = "rp-password";
+const TARIFF: &str = "+ 0.01 risk=2 interval=10 grace=3";
+const INTERVAL: f64 = 10.0;
+const GRACE: f64 = 3.0;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A devnet with the two wallets, the payer's funded.
+fn devnet() -> (Proc, String) {
+    let mut p = Proc::start(bin("ness-devnet"), &["--listen", "127.0.0.1:0", "--rpcuser", USER, "--automine"], &[(
+        "NESS_DEVNET_RPCPASSWORD",
+        PASSWORD,
+    )]);
+    let url = format!("http://{}/", addr_after(&p.wait_for("JSON-RPC on", Duration::from_secs(20)), "JSON-RPC on"));
+    let client = |wallet: Option<&str>| {
+        let cfg = NodeConfig::new(&url, Credentials::UserPassword { user: USER.into(), password: PASSWORD.into() })
+            .with_wallet(wallet.map(str::to_owned));
+        NvsClient::new(&cfg).unwrap()
+    };
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        for w in ["payee", "payer"] {
+            client(None).call("createwallet", vec![json!(w)]).await.unwrap();
+        }
+        client(Some("payer")).call("generate", vec![json!(101)]).await.unwrap();
+    });
+    (p, url)
+}
+
+struct Pbx {
+    proc: Proc,
+    dir: PathBuf,
+}
+
+impl Pbx {
+    /// Start one side with its shipped cfg; `extra` are more `-A` defines.
+    fn start(cfg: &str, role: &str, port: u16, node_url: &str, dir: &Path, extra: &[String]) -> Pbx {
+        let dir = dir.join(role);
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        let mut defines = vec![
+            format!("LISTEN=udp:127.0.0.1:{port}"),
+            format!("PRIVATENESS_SO=\"{}\"", bin("libprivateness.so").display()),
+            format!("NODE_URL=\"{node_url}\""),
+            format!("RPC_USER=\"{USER}\""),
+            format!("RPC_PASSWORD=\"{PASSWORD}\""),
+            format!("WALLET=\"{role}\""),
+            format!("LEDGER=\"{}\"", dir.join("ledger.db").display()),
+            format!("CTL_SOCKET=\"unix:{}\"", dir.join("run/ctl").display()),
+            "CHILDREN=2".to_owned(),
+        ];
+        defines.extend_from_slice(extra);
+        let cfg = repo().join("dialplan/kamailio").join(cfg);
+        let run_dir = dir.join("run");
+        let mut args = vec![
+            "-f".to_owned(), cfg.display().to_string(), "-DD".into(), "-E".into(), "-e".into(),
+            "-Y".into(), run_dir.display().to_string(), "-P".into(), run_dir.join("kamailio.pid").display().to_string(),
+            "-m".into(), "64".into(), "-M".into(), "8".into(),
+        ];
+        for d in &defines {
+            args.push("-A".into());
+            args.push(d.clone());
+        }
+        let mut proc = Proc::start(require_tool("kamailio", "kamailio"), &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+        proc.wait_for(&format!("randpay: {role} process ready"), Duration::from_secs(20));
+        Pbx { proc, dir }
+    }
+
+    fn kamcmd(&self, args: &[&str]) -> String {
+        let sock = format!("unix:{}", self.dir.join("run/ctl").display());
+        let mut all = vec!["-s", sock.as_str()];
+        all.extend_from_slice(args);
+        let out = run(&require_tool("kamcmd", "kamailio"), &all, &[], Duration::from_secs(10));
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    /// `randpay.ledger <call-id>` as key → value.
+    fn ledger(&self, call_id: &str) -> HashMap<String, String> {
+        fields(&self.kamcmd(&["randpay.ledger", &format!("s:{call_id}")]))
+    }
+
+    /// `randpay.calls`: paid intervals by Call-ID.
+    fn paid_intervals(&self) -> HashMap<String, u32> {
+        let text = self.kamcmd(&["randpay.calls"]);
+        let mut out = HashMap::new();
+        let mut id = None;
+        for (k, v) in text.lines().filter_map(|l| l.trim().split_once(": ")) {
+            match k {
+                "call_id" => id = Some(v.to_owned()),
+                "paid_intervals" => {
+                    if let Some(id) = id.take() {
+                        out.insert(id, v.parse().unwrap());
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn log(&mut self) -> String {
+        self.proc.drain().join("\n")
+    }
+}
+
+fn fields(text: &str) -> HashMap<String, String> {
+    text.lines().filter_map(|l| l.trim().split_once(": ")).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+/// The tickets table of a ledger, for one call: (seq, outcome).
+fn ticket_rows(ledger: &Path, call_id: &str) -> Vec<(u32, Option<String>, Option<String>)> {
+    let db = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut st = db.prepare("SELECT seq, outcome, ticket FROM tickets WHERE call_id = ?1 ORDER BY seq").unwrap();
+    st.query_map([call_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+}
+
+/// A SIPp caller through the payer, with a fixed Call-ID.
+fn caller(scenario: &str, payer: u16, call_id: &str, trace: &Path, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "-sf".to_owned(), repo().join("tests/sipp").join(scenario).display().to_string(),
+        format!("127.0.0.1:{payer}"), "-s".into(), "+4930123456".into(), "-m".into(), "1".into(),
+        "-i".into(), "127.0.0.1".into(), "-p".into(), free_udp_port().to_string(),
+        "-cid_str".into(), call_id.to_owned(), "-timeout".into(), "60".into(), "-timeout_error".into(), "-nostdin".into(),
+        "-trace_msg".into(), "-message_file".into(), trace.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Proc::start(require_tool("sipp", "sip-tester"), &args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+}
+
+/// One INVITE straight to the payee carrying `ticket`; the status code it got.
+fn invite_with_ticket(payee: u16, call_id: &str, ticket: &str, dir: &Path) -> String {
+    let trace = dir.join(format!("{call_id}.trace"));
+    let out = run(&require_tool("sipp", "sip-tester"), &[
+        "-sf", repo().join("tests/sipp/uac_ticket.xml").to_str().unwrap(),
+        &format!("127.0.0.1:{payee}"), "-s", "+4930123456", "-m", "1", "-i", "127.0.0.1", "-p", &free_udp_port().to_string(),
+        "-cid_str", call_id, "-key", "ticket", ticket, "-timeout", "15", "-nostdin",
+        "-trace_msg", "-message_file", trace.to_str().unwrap(),
+    ], &[], Duration::from_secs(30));
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let _ = out;
+    text.lines().find_map(|l| l.trim().strip_prefix("SIP/2.0 ").filter(|s| !s.starts_with("100")).map(str::to_owned)).unwrap_or_default()
+}
+
+#[test]
+fn tickets_flow_every_interval_and_unpaid_calls_are_cut_on_both_legs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut devnet, url) = devnet();
+    let (callee_port, payee_port, payer_port) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let callee_trace = dir.path().join("callee.trace");
+    let mut callee = Proc::start(require_tool("sipp", "sip-tester"), &[
+        "-sf", repo().join("tests/sipp/uas_answer.xml").to_str().unwrap(), "-i", "127.0.0.1", "-p", &callee_port.to_string(),
+        "-nostdin", "-trace_msg", "-message_file", callee_trace.to_str().unwrap(),
+    ], &[]);
+    let target = format!("TARGET=\"sip:127.0.0.1:{callee_port}\"");
+    let payee_defines = [target, format!("TARIFF=\"{TARIFF}\"")];
+    let mut payee = Pbx::start("randpay-payee.cfg", "payee", payee_port, &url, dir.path(), &payee_defines);
+    let mut payer = Pbx::start("randpay-payer.cfg", "payer", payer_port, &url, dir.path(), &[format!("PAYEE=\"sip:127.0.0.1:{payee_port}\"")]);
+
+    // Two calls at once: one paid throughout and hung up by the caller after 24 s,
+    // one whose payer stops paying after its second interval.
+    let (held, cut) = ("rp-held@127.0.0.1", "rp-cut@127.0.0.1");
+    let held_trace = dir.path().join("held.trace");
+    let cut_trace = dir.path().join("cut.trace");
+    let started = Instant::now();
+    let mut held_call = caller("uac_hold.xml", payer_port, held, &held_trace, &["-d", "24000"]);
+    let mut cut_call = caller("uac_until_bye.xml", payer_port, cut, &cut_trace, &[]);
+
+    // Interval 1 is challenged at 7.5 s and paid at once; interval 2 at 17.5 s.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(started.elapsed()));
+    let paid = payee.paid_intervals();
+    assert_eq!(paid.get(held), Some(&2), "12 s into the call: {paid:?}\n{}", payee.log());
+    assert_eq!(paid.get(cut), Some(&2), "12 s into the call: {paid:?}");
+    assert!(payer.kamcmd(&["htable.sets", "randpay_stop", cut, "1"]).contains("Ok"));
+    let stopped_at = started.elapsed().as_secs_f64();
+
+    let status = held_call.wait_exit(Duration::from_secs(40)).expect("the paid call did not end");
+    assert!(status.success(), "the paid call was cut or failed: {}", std::fs::read_to_string(&held_trace).unwrap_or_default());
+    let status = cut_call.wait_exit(Duration::from_secs(40)).expect("the unpaid call was never cut");
+    let cut_after = started.elapsed().as_secs_f64();
+    assert!(status.success(), "the unpaid call did not end with a BYE: {}", std::fs::read_to_string(&cut_trace).unwrap_or_default());
+    // Interval 2 (paid until 20 s) is due; the cut comes at 20 + grace, on the
+    // schedule's 1 s tick: within interval + grace of the payer stopping.
+    assert!(cut_after >= 2.0 * INTERVAL + GRACE - 0.5, "cut too early, at {cut_after:.1} s");
+    assert!(cut_after - stopped_at <= INTERVAL + GRACE + 1.5, "cut {:.1} s after the payer stopped", cut_after - stopped_at);
+
+    // Both legs got the BYE, with the reason; no INFO ever reached a phone.
+    let caller_side = std::fs::read_to_string(&cut_trace).unwrap();
+    let callee_side = std::fs::read_to_string(&callee_trace).unwrap();
+    for (leg, text) in [("caller", &caller_side), ("callee", &callee_side)] {
+        assert!(text.contains("RANDPAY interval 2 unpaid"), "the {leg} leg got no BYE with the reason:\n{text}");
+    }
+    for text in [&caller_side, &callee_side, &std::fs::read_to_string(&held_trace).unwrap()] {
+        assert!(!text.contains("INFO sip:"), "a challenge INFO reached a phone:\n{text}");
+    }
+
+    // The ledgers: three paid intervals and a BYE; two and a cut.
+    std::thread::sleep(Duration::from_millis(500));
+    let l = payee.ledger(held);
+    assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("3", "bye"), "{l:?}");
+    assert_eq!(payer.ledger(held)["tickets"], "3");
+    let l = payee.ledger(cut);
+    assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("2", "unpaid"), "{l:?}");
+    let rows = ticket_rows(&payee.dir.join("ledger.db"), held);
+    assert_eq!(rows.iter().map(|r| (r.0, r.1.as_deref())).collect::<Vec<_>>(), [(0, Some("paid")), (1, Some("paid")), (2, Some("paid"))]);
+
+    // Forged and replayed tickets, straight at the payee.
+    let forged = "seq=0;ticket=\"ecec0000000000000000000000000000\"";
+    assert_eq!(invite_with_ticket(payee_port, "rp-forged@127.0.0.1", forged, dir.path()), "402 Payment Required");
+    let payer_rows = ticket_rows(&payer.dir.join("ledger.db"), held);
+    let real = format!("seq=0;ticket=\"{}\"", payer_rows[0].2.as_deref().expect("the payer's first ticket"));
+    assert_eq!(invite_with_ticket(payee_port, "rp-replay@127.0.0.1", &real, dir.path()), "402 Payment Required");
+    assert_eq!(invite_with_ticket(payee_port, held, &real, dir.path()), "481 Call Already Ended");
+    assert_eq!(ticket_rows(&payee.dir.join("ledger.db"), held), rows, "a replay changed the ledger");
+    assert_eq!(payee.ledger("rp-forged@127.0.0.1")["tickets"], "0");
+
+    // A payee restart mid-call: every row written before stays; the call ends as 'restart'.
+    let restarted = "rp-restart@127.0.0.1";
+    let mut call = caller("uac_until_bye.xml", payer_port, restarted, &dir.path().join("restart.trace"), &[]);
+    std::thread::sleep(Duration::from_secs(9));
+    let before = ticket_rows(&payee.dir.join("ledger.db"), restarted);
+    assert_eq!(before.iter().filter(|r| r.1.as_deref() == Some("paid")).count(), 2, "{before:?}");
+    payee.proc.kill();
+    let mut payee = Pbx::start("randpay-payee.cfg", "payee", payee_port, &url, dir.path(), &payee_defines);
+    assert_eq!(ticket_rows(&payee.dir.join("ledger.db"), restarted), before);
+    assert_eq!(ticket_rows(&payee.dir.join("ledger.db"), held), rows);
+    assert_eq!(payee.ledger(restarted)["end_reason"], "restart");
+    call.kill();
+
+    let logs = payee.log() + &payer.log();
+    assert!(!logs.contains("panic"), "a panic was logged:\n{logs}");
+    callee.kill();
+    devnet.kill();
+}
