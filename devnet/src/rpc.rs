@@ -106,6 +106,8 @@ pub struct Node {
     locks: Vec<Lock>,
     /// Set when the state changed and should be saved.
     pub dirty: bool,
+    /// Calls answered per method since start (`devnet_rpccount`), for benchmarks.
+    calls: std::collections::BTreeMap<String, u64>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -123,6 +125,7 @@ impl Node {
             automine: false,
             mocktime: None,
             challenges: Vec::new(),
+            calls: std::collections::BTreeMap::new(),
             locks: Vec::new(),
             dirty: false,
         }
@@ -202,6 +205,9 @@ impl Node {
                 return Err(Some(RpcError::new(-28, stage.clone())));
             }
         let p = Params { method, p: params };
+        if method != "devnet_rpccount" {
+            *self.calls.entry(method.to_owned()).or_default() += 1;
+        }
         let wallet_method = WALLET_METHODS.contains(&method);
         if method == "getinfo" && !self.wallet_disabled {
             // v0.8.6 segfaults unless the request selects exactly one wallet.
@@ -253,6 +259,7 @@ impl Node {
             "randpay_accept" => self.randpay_accept(&p, w),
             "sendrawtransaction" => self.sendrawtransaction(&p),
             "devnet_fault" => self.devnet_fault(&p),
+            "devnet_rpccount" => Ok(Uv::Obj(self.calls.iter().map(|(k, v)| (k.clone(), Uv::Num(v.to_string()))).collect())),
             _ => Err(RpcError::new(-32601, "Method not found")),
         };
         r.map_err(Some)
