@@ -1157,3 +1157,21 @@ impl Params<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpccount_counts_every_answered_call_but_itself() {
+        let mut node = Node::fresh();
+        for _ in 0..3 {
+            node.call(&WalletPath::Root, "getblockcount", &[]).unwrap();
+        }
+        // Refused calls count too: the node answered them.
+        assert!(node.call(&WalletPath::Root, "name_show", &[]).is_err());
+        let counts = node.call(&WalletPath::Root, "devnet_rpccount", &[]).unwrap();
+        let Uv::Obj(fields) = counts else { panic!("not an object: {counts:?}") };
+        assert_eq!(fields, vec![("getblockcount".to_owned(), Uv::Num("3".into())), ("name_show".to_owned(), Uv::Num("1".into()))]);
+    }
+}
