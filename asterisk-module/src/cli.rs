@@ -19,14 +19,14 @@ use crate::log::fence;
 use crate::{Busy, engine};
 
 /// Print to the CLI client.
-fn out(fd: c_int, text: &str) {
+pub(crate) fn out(fd: c_int, text: &str) {
     let c = cstring(text);
     // SAFETY: exported printer; fixed "%s" format with one NUL-terminated string.
     unsafe { ffi::ast_cli(fd, c"%s".as_ptr(), c.as_ptr()) };
 }
 
 /// The words typed (argv), as text.
-unsafe fn argv(a: &ast_cli_args) -> Vec<String> {
+pub(crate) unsafe fn argv(a: &ast_cli_args) -> Vec<String> {
     (0..a.argc.max(0) as usize)
         // SAFETY: argv has argc NUL-terminated strings.
         .map(|i| {
@@ -38,7 +38,7 @@ unsafe fn argv(a: &ast_cli_args) -> Vec<String> {
 }
 
 /// Shared CLI_INIT step: name and usage (static strings; Asterisk copies the name).
-unsafe fn init(e: *mut ast_cli_entry, command: &'static CStr, usage: &'static CStr) -> *mut c_char {
+pub(crate) unsafe fn init(e: *mut ast_cli_entry, command: &'static CStr, usage: &'static CStr) -> *mut c_char {
     // SAFETY: the entry being registered.
     unsafe {
         (*e).command = command.as_ptr();
@@ -321,7 +321,7 @@ unsafe extern "C" fn cli_flush(
     })
 }
 
-const fn entry(summary: &'static CStr, handler: cli_handler) -> ast_cli_entry {
+pub(crate) const fn entry(summary: &'static CStr, handler: cli_handler) -> ast_cli_entry {
     ast_cli_entry {
         cmda: [ptr::null(); 16],
         summary: summary.as_ptr(),
@@ -344,6 +344,6 @@ pub static LOOKUP: Global<ast_cli_entry> =
 pub static FLUSH: Global<ast_cli_entry> =
     Global::new(entry(c"Empty the Emercoin ENUM cache", cli_flush));
 
-pub fn all() -> [&'static Global<ast_cli_entry>; 3] {
-    [&STATUS, &LOOKUP, &FLUSH]
+pub fn all() -> [&'static Global<ast_cli_entry>; 5] {
+    [&STATUS, &LOOKUP, &FLUSH, &crate::randpay::cli::CALLS, &crate::randpay::cli::LEDGER]
 }

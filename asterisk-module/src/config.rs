@@ -1,6 +1,7 @@
 //! privateness.conf: read with Asterisk's own config loader (so `#include`,
-//! templates and the usual comment rules work), section `[general]`, with the
-//! same keys as the Kamailio module's modparams (ness_core::settings).
+//! templates and the usual comment rules work): section `[general]`, with the
+//! same keys as the Kamailio module's modparams (ness_core::settings), and the
+//! optional `[randpay]` (crate::randpay::settings).
 
 use std::ffi::{CStr, CString};
 
@@ -11,6 +12,7 @@ use crate::ffi::{
     ast_flags,
 };
 use crate::log::awarn;
+use crate::randpay::settings::{self as randpay_settings, RandpayConf};
 
 pub const FILE: &CStr = c"privateness.conf";
 
@@ -18,7 +20,13 @@ pub const FILE: &CStr = c"privateness.conf";
 pub enum ConfigRead {
     /// Reload with an unchanged file.
     Unchanged,
-    Settings(ModuleSettings),
+    Settings(Box<Conf>),
+}
+
+/// The whole file.
+pub struct Conf {
+    pub general: ModuleSettings,
+    pub randpay: RandpayConf,
 }
 
 /// Why the file cannot be used.
@@ -36,6 +44,8 @@ pub enum ConfigError {
     Setting { line: i32, why: String },
     #[error("privateness.conf: {0}")]
     Inconsistent(String),
+    #[error(transparent)]
+    Randpay(#[from] crate::randpay::settings::RandpayConfError),
 }
 
 fn config_dir() -> String {
@@ -66,24 +76,48 @@ pub fn read(reload: bool) -> Result<ConfigRead, ConfigError> {
     if cfg == CONFIG_STATUS_FILEINVALID {
         return Err(ConfigError::Invalid);
     }
+    // SAFETY: `cfg` is a real config until destroyed below; the variable lists
+    // belong to it, so everything is copied out first.
+    let (general, randpay) = unsafe {
+        let general = section(cfg, c"general");
+        let randpay = section(cfg, c"randpay");
+        ffi::ast_config_destroy(cfg);
+        (general, randpay)
+    };
+    let Some(general) = general else {
+        return Err(ConfigError::NoGeneral);
+    };
+    let general = settings_from(&general)?;
+    let (randpay, unknown) = RandpayConf::from_entries(&randpay.unwrap_or_default())?;
+    for (key, line) in unknown {
+        awarn!(
+            "privateness.conf [randpay] line {line}: unknown setting {key:?} ignored (known: {})",
+            randpay_settings::keys().join(", ")
+        );
+    }
+    Ok(ConfigRead::Settings(Box::new(Conf { general, randpay })))
+}
+
+/// The `(key, value, line)` entries of one section; None if it is absent.
+///
+/// # Safety
+/// `cfg` is a loaded config.
+unsafe fn section(cfg: *mut ffi::ast_config, name: &CStr) -> Option<Vec<(String, String, i32)>> {
     let mut entries = Vec::new();
-    // SAFETY: `cfg` is a real config until destroyed below; the variable list
-    // belongs to it, so everything is copied out first.
+    // SAFETY: per the caller; the list is walked and copied, not kept.
     unsafe {
-        let mut v = ffi::ast_variable_browse(cfg, c"general".as_ptr());
-        let found = !v.is_null();
+        let mut v = ffi::ast_variable_browse(cfg, name.as_ptr());
+        if v.is_null() {
+            return None;
+        }
         while !v.is_null() {
             let name = CStr::from_ptr((*v).name).to_string_lossy().into_owned();
             let value = CStr::from_ptr((*v).value).to_string_lossy().into_owned();
             entries.push((name, value, (*v).lineno));
             v = (*v).next;
         }
-        ffi::ast_config_destroy(cfg);
-        if !found {
-            return Err(ConfigError::NoGeneral);
-        }
     }
-    settings_from(&entries).map(ConfigRead::Settings)
+    Some(entries)
 }
 
 /// Apply `(key, value, line)` entries to the defaults. Unknown keys are warned

@@ -14,9 +14,14 @@
 //!   lock for a cache read and never hold a reference of their own.
 //! - Anything that needs the node is a job; the caller waits on a Mutex/Condvar
 //!   pair with a deadline (futexes, no thread-locals).
+//! - RANDPAY metering (crate::randpay::Metering) is built with the first
+//!   resolver and, like it, lives and dies on this thread; Asterisk threads send
+//!   it closures (`randpay`, `randpay_detached`) that run on the runtime.
 
 use std::collections::VecDeque;
 use std::ffi::c_void;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -27,6 +32,9 @@ use ness_core::enumer::{
 use ness_core::nvs::{NameEntry, NodeConfig, NvsClient, NvsError};
 
 use crate::log::{aerr, anotice, awarn};
+use crate::randpay::Metering;
+use crate::randpay::settings::RandpayConf;
+use ness_core::randpay::RandpayRole;
 
 /// Jobs waiting beyond this are refused: the node is far slower than the calls.
 const QUEUE_LIMIT: usize = 4096;
@@ -69,7 +77,11 @@ type Res = Arc<Resolver<NvsClient>>;
 pub struct Build {
     pub node: NodeConfig,
     pub config: ResolverConfig,
+    pub randpay: RandpayConf,
 }
+
+/// Work for the RANDPAY metering: given it (None when the role is off), the future to run.
+type RandpayJob = Box<dyn FnOnce(Option<Arc<Metering>>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// The resolver in use and the node settings it was built from.
 pub struct Current {
@@ -96,6 +108,7 @@ enum Job {
     },
     /// Check the node and log the outcome (after load and reload; nobody waits).
     Probe,
+    Randpay(RandpayJob),
 }
 
 struct Queue {
@@ -126,6 +139,8 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     current: RwLock<Option<Current>>,
+    /// Cloned and dropped only on the module thread.
+    metering: Mutex<Option<Arc<Metering>>>,
 }
 
 /// The running engine: owns the thread.
@@ -247,6 +262,10 @@ fn run(shared: &Shared) {
                 let _guard = runtime.enter();
                 reply.fill(install(shared, *build, old));
             }
+            (Job::Randpay(f), _) => {
+                let m = shared.metering.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                runtime.spawn(f(m));
+            }
             (Job::Lookup { reply, .. }, None) => reply.fill(Err(ResolveError::Node(not_running()))),
             (Job::Nvs { reply, .. }, None) => reply.fill(Err(not_running())),
             (Job::BlockCount { reply }, None) => reply.fill(Err(not_running())),
@@ -256,6 +275,7 @@ fn run(shared: &Shared) {
     // The resolver's node client owns tokio objects: drop it here, in the runtime,
     // then the runtime (which waits for its tasks and joins its threads).
     let _guard = runtime.enter();
+    drop(shared.metering.lock().unwrap_or_else(|p| p.into_inner()).take());
     drop(
         shared
             .current
@@ -271,6 +291,23 @@ fn run(shared: &Shared) {
 /// cache carries over (see `Resolver::reconfigured`).
 fn install(shared: &Shared, build: Build, old: Option<Res>) -> Result<String, String> {
     let client = NvsClient::new(&build.node).map_err(|e| e.to_string())?;
+    let randpay_note = {
+        let mut metering = shared.metering.lock().unwrap_or_else(|p| p.into_inner());
+        if old.is_none() {
+            if build.randpay.role() != RandpayRole::Off {
+                *metering = Some(Metering::start(&build.node, build.randpay.clone())?);
+            }
+            ""
+        } else {
+            let running = metering.as_ref().map(|m| m.conf.lines.clone()).unwrap_or_default();
+            let wanted = if build.randpay.role() == RandpayRole::Off { Vec::new() } else { build.randpay.lines.clone() };
+            if running != wanted {
+                "; [randpay] changed: it applies at the next module load (unload, then load, once no metered call is up)"
+            } else {
+                ""
+            }
+        }
+    };
     let same_node = shared
         .current
         .read()
@@ -306,7 +343,7 @@ fn install(shared: &Shared, build: Build, old: Option<Res>) -> Result<String, St
         });
     // Dropped here, on the module thread (with the caller's `old` clone).
     drop(previous);
-    Ok(what)
+    Ok(format!("{what}{randpay_note}"))
 }
 
 /// Without a runtime every queued job fails at once rather than time out.
@@ -319,7 +356,7 @@ fn fail_all(shared: &Shared) {
                 Job::Nvs { reply, .. } => reply.fill(Err(not_running())),
                 Job::BlockCount { reply } => reply.fill(Err(not_running())),
                 Job::Build { reply, .. } => reply.fill(Err("the module has no runtime".into())),
-                Job::Probe => {}
+                Job::Probe | Job::Randpay(_) => {}
             }
         }
         if q.stop {
@@ -339,6 +376,7 @@ impl Engine {
             }),
             wake: Condvar::new(),
             current: RwLock::new(None),
+            metering: Mutex::new(None),
         });
         let arg = Box::into_raw(Box::new(shared.clone())) as *mut c_void;
         let mut thread: libc::pthread_t = 0;
@@ -475,6 +513,38 @@ impl Engine {
     /// Log whether the node answers (without waiting for it).
     pub fn probe_node(&self) {
         self.shared.submit(Job::Probe);
+    }
+
+    /// Run `f` on the RANDPAY metering (None: the role is off) on the module
+    /// thread's runtime and wait at most `limit` for its result.
+    pub fn randpay<T, F, Fut>(&self, limit: Duration, f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Option<Arc<Metering>>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let reply = Reply::new();
+        let filled = reply.clone();
+        let job: RandpayJob = Box::new(move |m| Box::pin(async move { filled.fill(f(m).await) }));
+        if !self.shared.submit(Job::Randpay(job)) {
+            bump(&self.counters.overloads);
+            return None;
+        }
+        reply.wait(limit)
+    }
+
+    /// The payer's side-channel deadline (2 s when RANDPAY is off).
+    pub fn randpay_side_timeout(&self) -> Duration {
+        let m = self.shared.metering.lock().unwrap_or_else(|p| p.into_inner());
+        m.as_ref().map_or(Duration::from_secs(2), |m| m.conf.side_timeout)
+    }
+
+    /// As `randpay`, without waiting (from datastore destroy callbacks).
+    pub fn randpay_detached(&self, f: impl FnOnce(Option<Arc<Metering>>) + Send + 'static) {
+        let job: RandpayJob = Box::new(move |m| Box::pin(async move { f(m) }));
+        if !self.shared.submit(Job::Randpay(job)) {
+            awarn!("randpay: the module thread is not taking work; a call end was not recorded");
+        }
     }
 
     /// Empty the cache; returns how many numbers it held.

@@ -316,6 +316,75 @@ unsafe extern "C" {
     ) -> *mut c_void;
 }
 
+// ---- RANDPAY: applications, channels from other threads (docs/asterisk-randpay-notes.md §5) ----
+
+pub type ast_app = c_void;
+pub type app_exec_fn = unsafe extern "C" fn(chan: *mut ast_channel, data: *const c_char) -> c_int;
+
+/// `struct timeval` on x86_64.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct timeval {
+    pub tv_sec: i64,
+    pub tv_usec: i64,
+}
+
+/// The first fields of `struct ast_channel_tech` (only `type` is read).
+#[repr(C)]
+pub struct ast_channel_tech_head {
+    pub type_: *const c_char,
+    pub description: *const c_char,
+}
+
+pub const AST_SOFTHANGUP_EXPLICIT: c_int = 32;
+pub const AST_STATE_UP: c_int = 6;
+pub const AST_CAUSE_CALL_REJECTED: c_int = 21;
+pub const AST_CAUSE_FACILITY_REJECTED: c_int = 29;
+pub const AST_CAUSE_CONGESTION: c_int = 34;
+/// Application return values.
+pub const AST_PBX_OK: c_int = 0;
+pub const AST_PBX_HANGUP: c_int = -1;
+
+unsafe extern "C" {
+    pub fn ast_register_application2(
+        app: *const c_char,
+        execute: Option<app_exec_fn>,
+        synopsis: *const c_char,
+        description: *const c_char,
+        module: *mut ast_module,
+    ) -> c_int;
+    pub fn ast_unregister_application(app: *const c_char) -> c_int;
+    pub fn pbx_findapp(app: *const c_char) -> *mut ast_app;
+    pub fn pbx_exec(chan: *mut ast_channel, app: *mut ast_app, data: *const c_char) -> c_int;
+    pub fn ast_func_read(
+        chan: *mut ast_channel,
+        function: *const c_char,
+        workspace: *mut c_char,
+        len: usize,
+    ) -> c_int;
+    /// The value stays valid while the caller holds the channel lock.
+    pub fn pbx_builtin_getvar_helper(chan: *mut ast_channel, name: *const c_char) -> *const c_char;
+
+    /// A name or a uniqueid; +1 reference (drop it with `__ao2_ref(chan, -1, …)`) or NULL.
+    pub fn ast_channel_get_by_name(name_or_uniqueid: *const c_char) -> *mut ast_channel;
+    pub fn ast_channel_softhangup_withcause_locked(chan: *mut ast_channel, causecode: c_int);
+    pub fn ast_channel_hangupcause_set(chan: *mut ast_channel, cause: c_int);
+    pub fn ast_channel_state(chan: *const ast_channel) -> c_int;
+    pub fn ast_channel_answertime(chan: *mut ast_channel) -> timeval;
+    pub fn ast_channel_uniqueid(chan: *const ast_channel) -> *const c_char;
+    pub fn ast_channel_name(chan: *const ast_channel) -> *const c_char;
+    pub fn ast_channel_exten(chan: *const ast_channel) -> *const c_char;
+    pub fn ast_channel_tech(chan: *const ast_channel) -> *const ast_channel_tech_head;
+    pub fn __ao2_ref(
+        o: *mut c_void,
+        delta: c_int,
+        tag: *const c_char,
+        file: *const c_char,
+        line: c_int,
+        func: *const c_char,
+    ) -> c_int;
+}
+
 // ---- layouts, checked against the offsets measured with offsetof() ------------------
 
 const _: () = {
@@ -362,4 +431,6 @@ const _: () = {
     assert!(size_of::<ast_flags>() == 4);
     assert!(offset_of!(ast_variable, next) == 16);
     assert!(offset_of!(ast_variable, lineno) == 32);
+
+    assert!(size_of::<timeval>() == 16);
 };

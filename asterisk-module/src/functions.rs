@@ -482,8 +482,8 @@ pub static EMC_NVS: Global<ast_custom_function> = Global::new(acf(
 ));
 
 /// Every function, in registration order.
-pub fn all() -> [&'static Global<ast_custom_function>; 4] {
-    [&EMC_ENUM, &EMC_ENUM_QUERY, &EMC_ENUM_RESULT, &EMC_NVS]
+pub fn all() -> [&'static Global<ast_custom_function>; 5] {
+    [&EMC_ENUM, &EMC_ENUM_QUERY, &EMC_ENUM_RESULT, &EMC_NVS, &crate::randpay::function::RANDPAY]
 }
 
 /// What EMC_ENUM would give for `number` with `service`, for the CLI.

@@ -18,13 +18,14 @@ mod engine;
 mod ffi;
 mod functions;
 mod log;
+mod randpay;
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use config::{ConfigError, ConfigRead};
+use config::{Conf, ConfigError, ConfigRead};
 use engine::{Build, Engine};
 use ffi::{
     AST_MODFLAG_LOAD_ORDER, AST_MODPRI_DEFAULT, AST_MODULE_LOAD_DECLINE, AST_MODULE_LOAD_SUCCESS,
@@ -41,7 +42,7 @@ static MOD_INFO: Global<ast_module_info> = Global::new(ast_module_info {
     reload: Some(reload_module),
     unload: Some(unload_module),
     name: c"res_privateness".as_ptr(),
-    description: c"Privateness: ENUM routing from Emercoin NVS (EMC_ENUM, EMC_NVS)".as_ptr(),
+    description: c"Privateness: ENUM routing from Emercoin NVS (EMC_ENUM, EMC_NVS) and RANDPAY metering".as_ptr(),
     key: ASTERISK_GPL_KEY.as_ptr(),
     flags: AST_MODFLAG_LOAD_ORDER,
     buildopt_sum: [0; 33],
@@ -111,8 +112,10 @@ impl Drop for Busy {
     }
 }
 
-fn build_of(s: &ModuleSettings) -> Result<Build, ConfigError> {
+fn build_of(conf: &Conf) -> Result<Build, ConfigError> {
+    let s = &conf.general;
     Ok(Build {
+        randpay: conf.randpay.clone(),
         node: s
             .node_config()
             .map_err(|e| ConfigError::Inconsistent(e.to_string()))?,
@@ -160,10 +163,22 @@ fn register_all() -> Result<(), String> {
         }
         done_c.push(e.get());
     }
+    if !randpay::app::register() {
+        for c in done_c {
+            // SAFETY: registered above.
+            unsafe { ffi::ast_cli_unregister(c) };
+        }
+        for g in done_f {
+            // SAFETY: registered above.
+            unsafe { ffi::ast_custom_function_unregister(g) };
+        }
+        return Err("the application RandpayRequire is already registered (is res_privateness loaded twice?)".into());
+    }
     Ok(())
 }
 
 fn unregister_all() {
+    randpay::app::unregister();
     for f in functions::all() {
         // SAFETY: registered by register_all; unregistering an unknown one is a no-op error.
         unsafe { ffi::ast_custom_function_unregister(f.get()) };
@@ -186,7 +201,7 @@ unsafe extern "C" fn load_module() -> c_int {
         }
         let settings = match config::read(false) {
             Ok(ConfigRead::Settings(s)) => s,
-            Ok(ConfigRead::Unchanged) => ModuleSettings::default(),
+            Ok(ConfigRead::Unchanged) => Box::new(Conf { general: ModuleSettings::default(), randpay: Default::default() }),
             Err(e) => {
                 aerr!("{e}; module declined");
                 return AST_MODULE_LOAD_DECLINE;

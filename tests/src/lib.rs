@@ -195,3 +195,27 @@ pub fn run(program: &std::path::Path, args: &[&str], env: &[(&str, &str)], timeo
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A devnet (`--automine`) with the wallets `payee` and `payer`, the payer's
+/// funded with 101 blocks: the two sides of a RANDPAY test. Returns its URL.
+pub fn randpay_devnet(user: &str, password: &str) -> (Proc, String) {
+    use ness_core::nvs::{Credentials, NodeConfig, NvsClient};
+    let mut p = Proc::start(
+        bin("ness-devnet"),
+        &["--listen", "127.0.0.1:0", "--rpcuser", user, "--automine"],
+        &[("NESS_DEVNET_RPCPASSWORD", password)],
+    );
+    let url = format!("http://{}/", addr_after(&p.wait_for("JSON-RPC on", Duration::from_secs(20)), "JSON-RPC on"));
+    let client = |wallet: Option<&str>| {
+        let cfg = NodeConfig::new(&url, Credentials::UserPassword { user: user.into(), password: password.into() })
+            .with_wallet(wallet.map(str::to_owned));
+        NvsClient::new(&cfg).unwrap()
+    };
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        for w in ["payee", "payer"] {
+            client(None).call("createwallet", vec![serde_json::json!(w)]).await.unwrap();
+        }
+        client(Some("payer")).call("generate", vec![serde_json::json!(101)]).await.unwrap();
+    });
+    (p, url)
+}

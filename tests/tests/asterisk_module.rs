@@ -202,7 +202,7 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
         logs.contains("privateness.conf not found in") && logs.contains("module declined"),
         "{logs}"
     );
-    assert!(ast.cmd("state").starts_with("functions=[] clis=[]"));
+    assert!(ast.cmd("state").starts_with("functions=[] clis=[] apps=[]"));
     assert_eq!(ast.cmd("dlclose"), "rc=0 unregistered=true mapped=false");
 
     let (mut node, url) = devnet();
@@ -237,7 +237,7 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
     let state = ast.cmd("state");
     assert!(
         state.starts_with(
-            r#"functions=["EMC_ENUM", "EMC_ENUM_QUERY", "EMC_ENUM_RESULT", "EMC_NVS"] clis=["privateness show status", "privateness lookup", "privateness cache flush"] usecount=0"#
+            r#"functions=["EMC_ENUM", "EMC_ENUM_QUERY", "EMC_ENUM_RESULT", "EMC_NVS", "RANDPAY"] clis=["privateness show status", "privateness lookup", "privateness cache flush", "randpay show calls", "randpay show ledger"] apps=["RandpayRequire"] usecount=0"#
         ),
         "{state}"
     );
@@ -484,7 +484,7 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
     assert_eq!(ast.cmd("unload"), "rc=0");
     let state = ast.cmd("state");
     assert!(
-        state.starts_with("functions=[] clis=[] usecount=0 datastores=0 "),
+        state.starts_with("functions=[] clis=[] apps=[] usecount=0 datastores=0 "),
         "{state}"
     );
     assert_eq!(ast.cmd("dlclose"), "rc=0 unregistered=true mapped=false");
@@ -494,6 +494,174 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
         "{logs}"
     );
     assert!(!logs.contains("panic"), "{logs}");
+}
+
+// ---- RANDPAY in the fake host ---------------------------------------------------------------
+
+const RP_TARIFF: &str = "+ 0.01 risk=2 interval=10 grace=3";
+const RP_INTERVAL: f64 = 10.0;
+const RP_GRACE: f64 = 3.0;
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One side: its config dir with privateness.conf, the module loaded.
+fn randpay_side(dir: &Path, role: &str, url: &str, randpay: &str) -> FakeAsterisk {
+    let d = dir.join(role);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("privateness.conf"),
+        format!(
+            "[general]\nnode_url = {url}\nrpc_user = rp\nrpc_password = rp-password\n\n[randpay]\nrole = {role}\nwallet = {role}\nledger = {}\n{randpay}",
+            d.join("ledger.db").display()
+        ),
+    )
+    .unwrap();
+    let mut ast = FakeAsterisk::start(&d);
+    assert!(ast.cmd(&format!("dlopen {}", module().display())).starts_with("registered"));
+    assert_eq!(ast.cmd("load"), "rc=0", "{}", ast.block("logs"));
+    ast
+}
+
+/// `randpay show calls` rows: Call-ID → the Paid (payee) or Sent (payer) column.
+fn randpay_calls(ast: &mut FakeAsterisk) -> std::collections::HashMap<String, u32> {
+    let text = ast.block("cli randpay show calls");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 6 && w[0].contains('@')).then(|| (w[0].to_owned(), w[3].parse().unwrap()))
+        })
+        .collect()
+}
+
+/// `randpay show ledger CALL-ID`: (tickets, end reason).
+fn randpay_ledger(ast: &mut FakeAsterisk, call_id: &str) -> (u32, String) {
+    let text = ast.block(&format!("cli randpay show ledger {call_id}"));
+    let row = text.lines().find(|l| l.starts_with(call_id)).unwrap_or_else(|| panic!("{call_id} not in the ledger:\n{text}"));
+    let w: Vec<&str> = row.split_whitespace().collect();
+    (w[3].parse().unwrap(), w[7..].join(" "))
+}
+
+/// RANDPAY between two fake Asterisks on the HTTP side channel (the transport
+/// for Asterisk, docs/asterisk-randpay-notes.md): the payer pays before its
+/// INVITE and then every interval; `RandpayRequire` lets paid calls through
+/// and refuses others with 402 (PJSIPHangup); a payer that stops is hung up
+/// (cause 29) within interval + grace; replays get 481, forged tickets 402;
+/// both ledgers show the tickets; unload waits for metered calls.
+#[test]
+fn fake_hosts_meter_a_call_with_randpay() {
+    let (_devnet, url) = ness_tests::randpay_devnet("rp", "rp-password");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let mut payee = randpay_side(
+        dir.path(),
+        "payee",
+        &url,
+        &format!("tariff = {RP_TARIFF}\nside_channel = 127.0.0.1:{port}\nside_peers = 127.0.0.1\n"),
+    );
+    let mut payer = randpay_side(dir.path(), "payer", &url, &format!("payee_url = http://127.0.0.1:{port}\nmax_price = 0.05\n"));
+    let logs = payee.block("logs");
+    assert!(logs.contains(&format!("randpay: HTTP side channel on 127.0.0.1:{port}")) && logs.contains("randpay: payee ready"), "{logs}");
+
+    // A call nobody paid for: 402 on the wire (PJSIPHangup), status UNPAID.
+    let c = payee.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payee.cmd(&format!("func {c} CHANNEL(pjsip,call-id) unpaid-1@127.0.0.1"));
+    assert!(payee.cmd(&format!("exec {c} RandpayRequire")).starts_with("rc=-1"));
+    assert_eq!(payee.cmd(&format!("var {c} RANDPAY_STATUS")), "UNPAID");
+    assert!(payee.cmd(&format!("chan show {c}")).contains(r#"execs=["PJSIPHangup(402)"]"#));
+    payee.cmd(&format!("chan hangup {c}"));
+
+    // Two calls, paid before their INVITE: one on PJSIP (Call-ID and the
+    // Randpay-Ticket header), one on Local channels (RANDPAY_CALLID).
+    let (held, cut) = ("held-1@127.0.0.1", "cut-1@127.0.0.1");
+    let q1 = payer.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payer.cmd(&format!("func {q1} CHANNEL(pjsip,call-id) {held}"));
+    let (rc, ticket, _) = payer.read(&q1, "RANDPAY", "ticket,+4930123456");
+    assert_eq!(rc, 0, "{}", payer.block("logs"));
+    assert!(ticket.starts_with("seq=0;ticket=\""), "{ticket}");
+    assert_eq!(payer.cmd(&format!("var {q1} RANDPAY_STATUS")), "PAID");
+    let q2 = payer.cmd("chan new Local +4930999").replace("chan=", "");
+    payer.cmd(&format!("set {q2} RANDPAY_CALLID {cut}"));
+    assert_eq!(payer.read(&q2, "RANDPAY", "ticket,+4930999").0, 0);
+
+    let p1 = payee.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payee.cmd(&format!("func {p1} CHANNEL(pjsip,call-id) {held}"));
+    payee.cmd(&format!("func {p1} PJSIP_HEADER(read,Randpay-Ticket) {ticket}"));
+    assert!(payee.cmd(&format!("exec {p1} RandpayRequire")).starts_with("rc=0"), "{}", payee.block("logs"));
+    assert_eq!(payee.cmd(&format!("var {p1} RANDPAY_STATUS")), "PAID");
+    let p2 = payee.cmd("chan new Local +4930999").replace("chan=", "");
+    payee.cmd(&format!("set {p2} RANDPAY_CALLID {cut}"));
+    assert!(payee.cmd(&format!("exec {p2} RandpayRequire")).starts_with("rc=0"));
+    // Unload is refused while metered calls are up.
+    assert!(payee.cmd("unload").starts_with("refused"));
+    payee.cmd(&format!("chan answer {p1}"));
+    payee.cmd(&format!("chan answer {p2}"));
+    let answered = Instant::now();
+
+    // 12 s in: the second interval of both calls is paid, on both sides.
+    std::thread::sleep(Duration::from_millis(12_000));
+    let paid = randpay_calls(&mut payee);
+    assert_eq!((paid.get(held), paid.get(cut)), (Some(&2), Some(&2)), "{paid:?}\n{}", payee.block("logs"));
+    let sent = randpay_calls(&mut payer);
+    assert_eq!((sent.get(held), sent.get(cut)), (Some(&2), Some(&2)), "{sent:?}\n{}", payer.block("logs"));
+    assert_eq!(payee.value(&p1, "RANDPAY", "paid"), "2");
+
+    // The renter hangs up its side of the second call: no more tickets. The
+    // payee hangs the call up when interval 2 is late (2T+G after the answer).
+    let stopped = Instant::now();
+    payer.cmd(&format!("chan hangup {q2}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !payee.cmd(&format!("chan show {p2}")).contains("softhangup=29") {
+        assert!(Instant::now() < deadline, "never hung up: {}", payee.block("logs"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (since_answer, since_stop) = (answered.elapsed().as_secs_f64(), stopped.elapsed().as_secs_f64());
+    assert!(since_answer >= 2.0 * RP_INTERVAL + RP_GRACE - 0.5, "hung up {since_answer:.1} s after the answer: too early");
+    assert!(since_stop <= RP_INTERVAL + RP_GRACE + 1.5, "hung up {since_stop:.1} s after the payer stopped");
+    assert!(payee.cmd(&format!("chan show {p1}")).contains("softhangup=none"), "the paying call goes on");
+    assert!(payee.block("logs").contains(&format!("randpay: {cut}: no ticket for interval 2: hanging up")));
+    payee.cmd(&format!("chan hangup {p2}"));
+
+    // The held call pays its third interval, then both sides hang up.
+    std::thread::sleep(Duration::from_millis(2_000));
+    assert_eq!(randpay_calls(&mut payee).get(held), Some(&3));
+    payer.cmd(&format!("chan hangup {q1}"));
+    payee.cmd(&format!("chan hangup {p1}"));
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(randpay_ledger(&mut payee, held), (3, "hangup".into()));
+    assert_eq!(randpay_ledger(&mut payer, held), (3, "hangup".into()));
+    assert_eq!(randpay_ledger(&mut payee, cut), (2, "unpaid".into()));
+    // (unpaid-1 stays known for a retry with a ticket until SETUP_LIMIT.)
+    let left = randpay_calls(&mut payee);
+    assert!(!left.contains_key(held) && !left.contains_key(cut), "{left:?}");
+    assert!(randpay_calls(&mut payer).is_empty());
+
+    // A replayed INVITE (an ended Call-ID, even with its paid ticket): 481.
+    let r = payee.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payee.cmd(&format!("func {r} CHANNEL(pjsip,call-id) {held}"));
+    payee.cmd(&format!("func {r} PJSIP_HEADER(read,Randpay-Ticket) {ticket}"));
+    assert!(payee.cmd(&format!("exec {r} RandpayRequire")).starts_with("rc=-1"));
+    assert_eq!(payee.cmd(&format!("var {r} RANDPAY_STATUS")), "REFUSED");
+    assert!(payee.cmd(&format!("chan show {r}")).contains(r#"execs=["PJSIPHangup(481)"]"#));
+    payee.cmd(&format!("chan hangup {r}"));
+    // Another call's ticket, presented for a new Call-ID: not counted, 402.
+    let f = payee.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payee.cmd(&format!("func {f} CHANNEL(pjsip,call-id) forged-1@127.0.0.1"));
+    payee.cmd(&format!("func {f} PJSIP_HEADER(read,Randpay-Ticket) {ticket}"));
+    assert!(payee.cmd(&format!("exec {f} RandpayRequire")).starts_with("rc=-1"));
+    assert_eq!(payee.cmd(&format!("var {f} RANDPAY_STATUS")), "UNPAID");
+    payee.cmd(&format!("chan hangup {f}"));
+    assert_eq!(randpay_ledger(&mut payee, held), (3, "hangup".into()), "the replay changed nothing");
+
+    // Everything metered has hung up: both unload and unmap.
+    for (name, ast) in [("payee", &mut payee), ("payer", &mut payer)] {
+        assert_eq!(ast.cmd("unload"), "rc=0", "{name}: {}", ast.block("logs"));
+        assert_eq!(ast.cmd("dlclose"), "rc=0 unregistered=true mapped=false", "{name}");
+        let logs = ast.block("logs");
+        assert!(!logs.contains("panic"), "{name}: {logs}");
+    }
 }
 
 // ---- a real Asterisk ---------------------------------------------------------------------

@@ -17,9 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ness_core::nvs::{Credentials, NodeConfig, NvsClient};
-use ness_tests::{Proc, addr_after, bin, require_tool, run};
-use serde_json::json;
+use ness_tests::{Proc, bin, require_tool, run};
 
 const USER: &str = "rp";
 const PASSWORD: &str = "rp-password";
@@ -35,25 +33,8 @@ fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A devnet with the two wallets, the payer's funded.
 fn devnet() -> (Proc, String) {
-    let mut p = Proc::start(bin("ness-devnet"), &["--listen", "127.0.0.1:0", "--rpcuser", USER, "--automine"], &[(
-        "NESS_DEVNET_RPCPASSWORD",
-        PASSWORD,
-    )]);
-    let url = format!("http://{}/", addr_after(&p.wait_for("JSON-RPC on", Duration::from_secs(20)), "JSON-RPC on"));
-    let client = |wallet: Option<&str>| {
-        let cfg = NodeConfig::new(&url, Credentials::UserPassword { user: USER.into(), password: PASSWORD.into() })
-            .with_wallet(wallet.map(str::to_owned));
-        NvsClient::new(&cfg).unwrap()
-    };
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        for w in ["payee", "payer"] {
-            client(None).call("createwallet", vec![json!(w)]).await.unwrap();
-        }
-        client(Some("payer")).call("generate", vec![json!(101)]).await.unwrap();
-    });
-    (p, url)
+    ness_tests::randpay_devnet(USER, PASSWORD)
 }
 
 struct Pbx {

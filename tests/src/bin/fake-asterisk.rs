@@ -9,15 +9,21 @@
 //! | `dlopen PATH` | dlopen; prints the registered module (name, key, build sum) |
 //! | `load` / `reload` / `unload` | the loader's calls; unload is refused while the use count is > 0 |
 //! | `dlclose` | dlclose; says whether the destructor unregistered and whether the file is still mapped |
-//! | `chan new` / `chan hangup ID` | a channel; hangup frees its datastores (destroy callbacks) |
+//! | `chan new [TECH [EXTEN]]` / `chan hangup ID` | a channel (`Local` or `PJSIP`, extension `s`); hangup frees its datastores (destroy callbacks) |
+//! | `chan answer ID` / `chan show ID` | answer it now; its uniqueid, hangup request, references, applications run |
+//! | `set CHAN NAME VALUE` / `func CHAN EXPR VALUE` | a variable, or what `ast_func_read(EXPR)` gives (e.g. `PJSIP_HEADER(read,X)`) |
 //! | `read CHAN FUNC ARGS` | a function read (`CHAN` is `-` for none): `rc=… value=…` |
+//! | `exec CHAN APP ARGS` | run a registered application: `rc=…` |
 //! | `var CHAN NAME` | a channel variable the module set |
 //! | `cli WORDS…` | a CLI command: its output, then a line `.` |
 //! | `complete WORDS… \| WORD` | tab completion of `WORD` after `WORDS` |
 //! | `state` | functions and CLI entries registered, use count, datastores alive |
 //! | `logs` | log lines since the last `logs`, then `.` |
 //!
-//! The module is driven from this program's main thread, like Asterisk's.
+//! The module is driven from this program's main thread, like Asterisk's; its
+//! own threads may look channels up by uniqueid, read their answer time and
+//! request a hangup (as RANDPAY metering does), which is recorded for `chan show`.
+//! `PJSIPHangup` is known to `pbx_findapp`; running it is recorded, and returns -1.
 #![allow(non_camel_case_types, clippy::missing_safety_doc)]
 
 use std::collections::HashMap;
@@ -25,6 +31,7 @@ use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
 // ---- the layouts the module shares with Asterisk (see asterisk-module/src/ffi.rs) ----
 
@@ -135,7 +142,36 @@ pub struct Channel {
     datastores: Vec<*mut ast_datastore>,
     locked: u32,
     autoservice: u32,
+    /// What `ast_func_read` answers, by expression.
+    funcs: HashMap<String, CString>,
+    /// Applications the module ran on it (pbx_exec).
+    execs: Vec<String>,
+    hangupcause: c_int,
+    /// Read by module threads (by raw pointer; never moved or freed).
+    uniqueid: CString,
+    exten: CString,
+    tech: &'static TechHead,
+    answered_secs: AtomicI64,
+    softhangup_cause: AtomicI32,
+    refs: AtomicI32,
+    /// Where the value of `pbx_builtin_getvar_helper` lives until the next call.
+    getvar: Option<CString>,
 }
+
+#[repr(C)]
+pub struct TechHead {
+    type_: *const c_char,
+    description: *const c_char,
+}
+// SAFETY: static strings.
+unsafe impl Sync for TechHead {}
+
+static TECH_LOCAL: TechHead = TechHead { type_: c"Local".as_ptr(), description: c"Local".as_ptr() };
+static TECH_PJSIP: TechHead = TechHead { type_: c"PJSIP".as_ptr(), description: c"PJSIP".as_ptr() };
+/// What `pbx_findapp("PJSIPHangup")` returns.
+static PJSIP_HANGUP: u8 = 0;
+
+type AppFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
 
 #[derive(Default)]
 struct Host {
@@ -144,8 +180,11 @@ struct Host {
     /// Use count of the (single) module self handle.
     usecount: i32,
     functions: HashMap<String, *mut ast_custom_function>,
+    apps: HashMap<String, AppFn>,
     clis: Vec<(String, *mut ast_cli_entry)>,
-    channels: HashMap<u32, Box<Channel>>,
+    /// Live channels; hung-up ones are leaked, not freed (a module thread may
+    /// still hold a reference, as it may in Asterisk).
+    channels: HashMap<u32, &'static mut Channel>,
     next_chan: u32,
     logs: Vec<String>,
     cli_out: String,
@@ -318,11 +357,11 @@ unsafe impl Sync for ConstStr {}
 #[unsafe(no_mangle)]
 pub static mut ast_config_AST_CONFIG_DIR: ConstStr = ConstStr(std::ptr::null());
 
-/// A parsed config: the `[general]` variables, as an owned linked list.
+/// A parsed config: each section's variables, as an owned linked list.
 /// Boxed so the `next` pointers stay valid whatever the Vec does.
 #[allow(clippy::vec_box)]
 struct Config {
-    vars: Vec<Box<ast_variable>>,
+    sections: HashMap<String, Vec<Box<ast_variable>>>,
     _strings: Vec<CString>,
 }
 
@@ -345,7 +384,7 @@ pub unsafe extern "C" fn ast_config_load2(
         return usize::MAX as *mut c_void;
     }
     let mut strings = Vec::new();
-    let mut vars: Vec<Box<ast_variable>> = Vec::new();
+    let mut sections: HashMap<String, Vec<Box<ast_variable>>> = HashMap::new();
     let mut section = String::new();
     for (i, raw) in content.lines().enumerate() {
         let line = raw.split(';').next().unwrap_or("").trim();
@@ -357,19 +396,17 @@ pub unsafe extern "C" fn ast_config_load2(
                 return (usize::MAX - 1) as *mut c_void;
             };
             section = name.to_owned();
+            sections.entry(section.clone()).or_default();
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
             return (usize::MAX - 1) as *mut c_void;
         };
-        if section != "general" {
-            continue;
-        }
         let (k, v) = (
             CString::new(k.trim()).unwrap(),
             CString::new(v.trim_start_matches('>').trim()).unwrap(),
         );
-        vars.push(Box::new(ast_variable {
+        sections.entry(section.clone()).or_default().push(Box::new(ast_variable {
             name: k.as_ptr(),
             value: v.as_ptr(),
             next: std::ptr::null_mut(),
@@ -379,19 +416,13 @@ pub unsafe extern "C" fn ast_config_load2(
         strings.push(k);
         strings.push(v);
     }
-    for i in (1..vars.len()).rev() {
-        let next: *mut ast_variable = &mut *vars[i];
-        vars[i - 1].next = next;
+    for vars in sections.values_mut() {
+        for i in (1..vars.len()).rev() {
+            let next: *mut ast_variable = &mut *vars[i];
+            vars[i - 1].next = next;
+        }
     }
-    let has_general = content.lines().any(|l| l.trim().starts_with("[general]"));
-    let cfg = Box::new((
-        Config {
-            vars,
-            _strings: strings,
-        },
-        has_general,
-    ));
-    Box::into_raw(cfg) as *mut c_void
+    Box::into_raw(Box::new(Config { sections, _strings: strings })) as *mut c_void
 }
 
 #[unsafe(no_mangle)]
@@ -399,19 +430,16 @@ pub unsafe extern "C" fn ast_variable_browse(
     config: *const c_void,
     category: *const c_char,
 ) -> *mut ast_variable {
-    let cfg = unsafe { &mut *(config as *mut (Config, bool)) };
-    if unsafe { text(category) } != "general" || !cfg.1 {
-        return std::ptr::null_mut();
-    }
-    cfg.0
-        .vars
-        .first_mut()
+    let cfg = unsafe { &mut *(config as *mut Config) };
+    cfg.sections
+        .get_mut(&unsafe { text(category) })
+        .and_then(|v| v.first_mut())
         .map_or(std::ptr::null_mut(), |v| &mut **v as *mut ast_variable)
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ast_config_destroy(config: *mut c_void) {
-    drop(unsafe { Box::from_raw(config as *mut (Config, bool)) });
+    drop(unsafe { Box::from_raw(config as *mut Config) });
 }
 
 #[unsafe(no_mangle)]
@@ -581,6 +609,142 @@ pub unsafe extern "C" fn __ast_malloc(
     unsafe { libc::malloc(size) }
 }
 
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_register_application2(
+    app: *const c_char,
+    execute: Option<AppFn>,
+    _synopsis: *const c_char,
+    description: *const c_char,
+    _module: *mut c_void,
+) -> c_int {
+    let name = unsafe { text(app) };
+    assert!(!description.is_null());
+    host(|h| {
+        if h.apps.contains_key(&name) || execute.is_none() {
+            h.logs.push(format!("ERROR pbx_app.c: Application '{name}' already registered"));
+            return -1;
+        }
+        h.apps.insert(name, execute.unwrap());
+        0
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_unregister_application(app: *const c_char) -> c_int {
+    let name = unsafe { text(app) };
+    host(|h| if h.apps.remove(&name).is_some() { 0 } else { -1 })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pbx_findapp(app: *const c_char) -> *mut c_void {
+    if unsafe { text(app) } == "PJSIPHangup" {
+        &PJSIP_HANGUP as *const u8 as *mut c_void
+    } else {
+        std::ptr::null_mut()
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pbx_exec(chan: *mut c_void, app: *mut c_void, data: *const c_char) -> c_int {
+    assert_eq!(app as *const u8, &PJSIP_HANGUP as *const u8, "pbx_exec of an application pbx_findapp did not give");
+    let ch = unsafe { &mut *(chan as *mut Channel) };
+    assert_eq!(ch.locked, 0, "pbx_exec with the channel locked");
+    ch.execs.push(format!("PJSIPHangup({})", unsafe { text(data) }));
+    -1
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_func_read(chan: *mut c_void, function: *const c_char, buf: *mut c_char, len: usize) -> c_int {
+    let ch = unsafe { &mut *(chan as *mut Channel) };
+    assert_eq!(ch.locked, 0, "ast_func_read with the channel locked");
+    let expr = unsafe { text(function) };
+    match ch.funcs.get(&expr) {
+        None => -1,
+        Some(v) => {
+            let b = v.as_bytes_with_nul();
+            assert!(b.len() <= len, "ast_func_read buffer too small");
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr() as *const c_char, buf, b.len()) };
+            0
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pbx_builtin_getvar_helper(chan: *mut c_void, name: *const c_char) -> *const c_char {
+    let ch = unsafe { &mut *(chan as *mut Channel) };
+    assert!(ch.locked > 0, "the value of getvar is only safe under the channel lock");
+    let name = unsafe { text(name) };
+    ch.getvar = ch.vars.get(&name).map(|v| CString::new(v.as_str()).unwrap());
+    ch.getvar.as_ref().map_or(std::ptr::null(), |v| v.as_ptr())
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_channel_uniqueid(chan: *const c_void) -> *const c_char {
+    unsafe { (*(chan as *const Channel)).uniqueid.as_ptr() }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_channel_exten(chan: *const c_void) -> *const c_char {
+    let ch = unsafe { &*(chan as *const Channel) };
+    assert!(ch.locked > 0, "read the extension under the channel lock");
+    ch.exten.as_ptr()
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_channel_tech(chan: *const c_void) -> *const TechHead {
+    unsafe { (*(chan as *const Channel)).tech }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_channel_hangupcause_set(chan: *mut c_void, cause: c_int) {
+    unsafe { (*(chan as *mut Channel)).hangupcause = cause };
+}
+
+/// Any thread: a live channel by uniqueid, +1 reference.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_channel_get_by_name(name: *const c_char) -> *mut c_void {
+    let want = unsafe { text(name) };
+    host(|h| {
+        for ch in h.channels.values_mut() {
+            if ch.uniqueid.to_str().unwrap() == want {
+                ch.refs.fetch_add(1, Ordering::SeqCst);
+                return &mut **ch as *mut Channel as *mut c_void;
+            }
+        }
+        std::ptr::null_mut()
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __ao2_ref(o: *mut c_void, delta: c_int, _t: *const c_char, _f: *const c_char, _l: c_int, _fun: *const c_char) -> c_int {
+    let refs = unsafe { &(*(o as *const Channel)).refs };
+    let before = refs.fetch_add(delta, Ordering::SeqCst);
+    assert!(before + delta >= 0, "a channel reference released twice");
+    before
+}
+
+#[repr(C)]
+pub struct timeval {
+    tv_sec: i64,
+    tv_usec: i64,
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_channel_answertime(chan: *mut c_void) -> timeval {
+    let ch = chan as *const Channel;
+    assert!(unsafe { (*ch).refs.load(Ordering::SeqCst) } > 0, "answertime of a channel without a reference");
+    timeval { tv_sec: unsafe { (*ch).answered_secs.load(Ordering::SeqCst) }, tv_usec: 0 }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ast_channel_softhangup_withcause_locked(chan: *mut c_void, cause: c_int) {
+    let ch = chan as *const Channel;
+    assert!(unsafe { (*ch).refs.load(Ordering::SeqCst) } > 0, "softhangup of a channel without a reference");
+    unsafe { (*ch).softhangup_cause.store(cause, Ordering::SeqCst) };
+    let uid = unsafe { (*ch).uniqueid.to_string_lossy().into_owned() };
+    host(|h| h.logs.push(format!("SOFTHANGUP {uid} cause {cause}")));
+}
+
 // ---- the driver ------------------------------------------------------------------------
 
 struct Loaded {
@@ -671,18 +835,27 @@ fn main() {
             "chan" => {
                 let mut words = rest.split_whitespace();
                 match (words.next(), words.next()) {
-                    (Some("new"), _) => host(|h| {
+                    (Some("new"), tech) => host(|h| {
                         h.next_chan += 1;
                         let id = h.next_chan;
-                        h.channels.insert(
-                            id,
-                            Box::new(Channel {
-                                vars: HashMap::new(),
-                                datastores: Vec::new(),
-                                locked: 0,
-                                autoservice: 0,
-                            }),
-                        );
+                        let exten = words.next().unwrap_or("s");
+                        let ch: &'static mut Channel = Box::leak(Box::new(Channel {
+                            vars: HashMap::new(),
+                            datastores: Vec::new(),
+                            locked: 0,
+                            autoservice: 0,
+                            funcs: HashMap::new(),
+                            execs: Vec::new(),
+                            hangupcause: 0,
+                            uniqueid: CString::new(format!("fake-{id}")).unwrap(),
+                            exten: CString::new(exten).unwrap(),
+                            tech: if tech == Some("PJSIP") { &TECH_PJSIP } else { &TECH_LOCAL },
+                            answered_secs: AtomicI64::new(0),
+                            softhangup_cause: AtomicI32::new(-1),
+                            refs: AtomicI32::new(1),
+                            getvar: None,
+                        }));
+                        h.channels.insert(id, ch);
                         format!("chan={id}")
                     }),
                     (Some("hangup"), Some(id)) => {
@@ -690,14 +863,37 @@ fn main() {
                         match ch {
                             None => "no such channel".into(),
                             Some(ch) => {
-                                for ds in ch.datastores {
+                                for ds in std::mem::take(&mut ch.datastores) {
                                     unsafe { ast_datastore_free(ds) };
                                 }
+                                ch.refs.fetch_sub(1, Ordering::SeqCst);
                                 "hung up".into()
                             }
                         }
                     }
-                    _ => "usage: chan new | chan hangup ID".into(),
+                    (Some("answer"), Some(id)) => host(|h| match h.channels.get(&id.parse::<u32>().unwrap()) {
+                        None => "no such channel".into(),
+                        Some(ch) => {
+                            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+                            ch.answered_secs.store(now, Ordering::SeqCst);
+                            "answered".into()
+                        }
+                    }),
+                    (Some("show"), Some(id)) => host(|h| match h.channels.get(&id.parse::<u32>().unwrap()) {
+                        None => "no such channel".into(),
+                        Some(ch) => {
+                            let sh = ch.softhangup_cause.load(Ordering::SeqCst);
+                            format!(
+                                "uniqueid={} softhangup={} hangupcause={} refs={} execs={:?}",
+                                ch.uniqueid.to_string_lossy(),
+                                if sh < 0 { "none".to_owned() } else { sh.to_string() },
+                                ch.hangupcause,
+                                ch.refs.load(Ordering::SeqCst),
+                                ch.execs
+                            )
+                        }
+                    }),
+                    _ => "usage: chan new [TECH [EXTEN]] | chan hangup|answer|show ID".into(),
                 }
             }
             "read" => {
@@ -745,6 +941,48 @@ fn main() {
                             "rc={rc} us={us} value={}",
                             String::from_utf8_lossy(&buf[..end]).replace('\n', "\\n")
                         )
+                    }
+                }
+            }
+            "set" | "func" => {
+                let mut w = rest.splitn(3, ' ');
+                let (id, name, value) = (
+                    w.next().unwrap().parse::<u32>().unwrap(),
+                    w.next().unwrap_or("").to_owned(),
+                    w.next().unwrap_or("").to_owned(),
+                );
+                host(|h| match h.channels.get_mut(&id) {
+                    None => "no such channel".to_owned(),
+                    Some(ch) => {
+                        if cmd == "set" {
+                            ch.vars.insert(name, value);
+                        } else {
+                            ch.funcs.insert(name, CString::new(value).unwrap());
+                        }
+                        "ok".to_owned()
+                    }
+                })
+            }
+            "exec" => {
+                let mut parts = rest.splitn(3, ' ');
+                let (id, app, args) = (
+                    parts.next().unwrap().parse::<u32>().unwrap(),
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                );
+                let found = host(|h| {
+                    let f = h.apps.get(app).copied();
+                    let c = h.channels.get_mut(&id).map(|c| &mut **c as *mut Channel as *mut c_void);
+                    (f, c)
+                });
+                match found {
+                    (None, _) => format!("no application {app}"),
+                    (_, None) => "no such channel".into(),
+                    (Some(f), Some(chan)) => {
+                        let data = CString::new(args).unwrap();
+                        let t0 = std::time::Instant::now();
+                        let rc = unsafe { f(chan, data.as_ptr()) };
+                        format!("rc={rc} us={}", t0.elapsed().as_micros())
                     }
                 }
             }
@@ -838,9 +1076,11 @@ fn main() {
                 let mut f: Vec<&String> = h.functions.keys().collect();
                 f.sort();
                 let c: Vec<&String> = h.clis.iter().map(|(c, _)| c).collect();
+                let mut a: Vec<&String> = h.apps.keys().collect();
+                a.sort();
                 format!(
-                    "functions={:?} clis={:?} usecount={} datastores={} autoservice_calls={}",
-                    f, c, h.usecount, h.datastores_alive, h.autoservice_calls
+                    "functions={:?} clis={:?} apps={:?} usecount={} datastores={} autoservice_calls={}",
+                    f, c, a, h.usecount, h.datastores_alive, h.autoservice_calls
                 )
             }),
             "logs" => host(|h| {
