@@ -702,6 +702,11 @@ impl RealAsterisk {
 /// A private Asterisk under `base`: only the modules the test needs, nothing
 /// listening on the network, control socket in `base/run`.
 fn start_asterisk(prefix: &Path, base: &Path, node_url: &str) -> RealAsterisk {
+    start_asterisk_with(prefix, base, node_url, "", "")
+}
+
+/// As `start_asterisk`, with more lines for privateness.conf and extensions.conf.
+fn start_asterisk_with(prefix: &Path, base: &Path, node_url: &str, privateness_extra: &str, dialplan_extra: &str) -> RealAsterisk {
     let (etc, mods, run_dir) = (base.join("etc"), base.join("mods"), base.join("run"));
     for d in [
         &etc,
@@ -749,7 +754,7 @@ fn start_asterisk(prefix: &Path, base: &Path, node_url: &str) -> RealAsterisk {
     .unwrap();
     std::fs::write(
         etc.join("privateness.conf"),
-        format!("[general]\nnode_url = {node_url}\nrpc_user = {USER}\nrpc_password = {PASSWORD}\n"),
+        format!("[general]\nnode_url = {node_url}\nrpc_user = {USER}\nrpc_password = {PASSWORD}\n{privateness_extra}"),
     )
     .unwrap();
     let out = run_dir.join("out.txt");
@@ -798,6 +803,8 @@ exten => hold,1,Set(X=${{EMC_ENUM(+15551234567)}})
 exten => _X.,1,Set(R=${{EMC_ENUM(+${{EXTEN}})}}:${{EMC_ENUM_STATUS}})
  same => n,System(echo "STORM ${{EXTEN}} ${{R}}" >> {storm})
  same => n,Hangup()
+
+{dialplan_extra}
 "#,
             out = out.display(),
             storm = run_dir.join("storm.txt").display(),
@@ -1019,6 +1026,156 @@ fn real_asterisk_runs_the_dialplan_and_unloads_cleanly() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!a.proc.running(), "Asterisk did not stop");
+}
+
+/// The payee's and payer's dialplans for the real-Asterisk RANDPAY test. Local
+/// channels stand in for the SIP trunk (these builds have no PJSIP): both sides
+/// key the call as `<number>@rp-test` through `RANDPAY_CALLID`, as PJSIP
+/// channels would by their Call-ID.
+fn randpay_dialplan(out: &Path) -> String {
+    let out = out.display();
+    let payee_ctx = |name: &str, wait: u32| {
+        format!(
+            r#"[{name}]
+exten => _+X.,1,Set(CALLED=${{EXTEN}})
+ same => n,Set(RANDPAY_CALLID=${{EXTEN}}@rp-test)
+ same => n,RandpayRequire()
+ same => n,System(echo "PAYEE ${{CALLED}} ${{RANDPAY_STATUS}}" >> {out})
+ same => n,Answer()
+ same => n,Wait({wait})
+ same => n,Hangup()
+exten => h,1,System(echo "PAYEE-END ${{CALLED}} cause=${{HANGUPCAUSE}} status=${{RANDPAY_STATUS}}" >> {out})
+"#
+        )
+    };
+    let payer_ctx = |name: &str, wait: u32| {
+        format!(
+            r#"[{name}]
+exten => _+X.,1,Set(RANDPAY_CALLID=${{EXTEN}}@rp-test)
+ same => n,Set(T=${{RANDPAY(ticket,${{EXTEN}})}})
+ same => n,System(echo "PAYER ${{EXTEN}} ${{RANDPAY_STATUS}} ${{T:0:6}}" >> {out})
+ same => n,Answer()
+ same => n,Wait({wait})
+ same => n,Hangup()
+"#
+        )
+    };
+    [payee_ctx("randpay-in", 40), payee_ctx("randpay-in-25", 25), payer_ctx("randpay-out-12", 12), payer_ctx("randpay-out-28", 28)].join("\n")
+}
+
+/// `randpay show ledger` of a real Asterisk: (tickets, end reason) of one call.
+fn real_ledger(a: &RealAsterisk, call_id: &str) -> (u32, String) {
+    let text = a.cli(&format!("randpay show ledger {call_id}"));
+    let row = text.lines().find(|l| l.starts_with(call_id)).unwrap_or_else(|| panic!("{call_id}:\n{text}"));
+    let w: Vec<&str> = row.split_whitespace().collect();
+    (w[3].parse().unwrap(), w[7..].join(" "))
+}
+
+/// RANDPAY between two real Asterisks (payer and payee) on the HTTP side
+/// channel: the payer's dialplan pays with RANDPAY(), the payee's gates with
+/// RandpayRequire; tickets flow each interval; a payer that stops is hung up
+/// (cause 29) within interval + grace; an unpaid call is refused (cause 21);
+/// both ledgers agree; the module unloads and unmaps after the calls.
+#[test]
+fn real_asterisks_meter_a_call_with_randpay() {
+    let Some(prefix) = std::env::var_os("ASTERISK_PREFIX").map(PathBuf::from) else {
+        let _ = std::io::stderr().write_all(
+            "\n************************************************************************\n\
+             * NOT RUN: real_asterisks_meter_a_call_with_randpay                      *\n\
+             * Set ASTERISK_PREFIX to an installed Asterisk 20 or 22 to run RANDPAY   *\n\
+             * between two of them. fake_hosts_meter_a_call_with_randpay ran instead.*\n\
+             ************************************************************************\n"
+                .as_bytes(),
+        );
+        return;
+    };
+    let (_devnet, url) = ness_tests::randpay_devnet(USER, PASSWORD);
+    let base = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let out = base.path().join("rp-out.txt");
+    let dialplan = randpay_dialplan(&out);
+    let payee = start_asterisk_with(
+        &prefix,
+        &base.path().join("payee"),
+        &url,
+        &format!(
+            "[randpay]\nrole = payee\nwallet = payee\nledger = {}\ntariff = {RP_TARIFF}\nside_channel = 127.0.0.1:{port}\nside_peers = 127.0.0.1\n",
+            base.path().join("payee.db").display()
+        ),
+        &dialplan,
+    );
+    let payer = start_asterisk_with(
+        &prefix,
+        &base.path().join("payer"),
+        &url,
+        &format!(
+            "[randpay]\nrole = payer\nwallet = payer\nledger = {}\npayee_url = http://127.0.0.1:{port}\n",
+            base.path().join("payer.db").display()
+        ),
+        &dialplan,
+    );
+    assert!(payee.cli("core show application RandpayRequire").contains("RandpayRequire([tariff])"));
+
+    // The payer pays interval 0 of two calls (as Dial's b() handler would, before the INVITE) ...
+    payer.cli("channel originate Local/+4930123456@randpay-out-28 application Wait 30");
+    payer.cli("channel originate Local/+4930999@randpay-out-12 application Wait 30");
+    let lines = wait_for_lines(&out, 2);
+    assert!(lines.iter().all(|l| l.starts_with("PAYER ") && l.ends_with(" PAID seq=0;")), "{lines:?}");
+    // ... and the payee lets them through; a call nobody paid for is refused.
+    payee.cli("channel originate Local/+4930123456@randpay-in-25 application Wait 40");
+    payee.cli("channel originate Local/+4930999@randpay-in application Wait 40");
+    let answered = Instant::now();
+    payee.cli("channel originate Local/+4930777@randpay-in application Wait 5");
+    let lines = wait_for_lines(&out, 5);
+    for want in ["PAYEE +4930123456 PAID", "PAYEE +4930999 PAID", "PAYEE-END +4930777 cause=21 status=UNPAID"] {
+        assert!(lines.iter().any(|l| l == want), "{want}: {lines:?}");
+    }
+
+    // 12 s in: two intervals paid for each call.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(answered.elapsed()));
+    let calls = payee.cli("randpay show calls");
+    for id in ["+4930123456@rp-test", "+4930999@rp-test"] {
+        let row = calls.lines().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("{id}: {calls}"));
+        assert_eq!(row.split_whitespace().nth(3), Some("2"), "{calls}");
+    }
+    // The short payer call has ended by now; its payee leg is hung up at 2T+G.
+    let t0 = Instant::now();
+    let end = loop {
+        let lines: Vec<String> = std::fs::read_to_string(&out).unwrap().lines().map(str::to_owned).collect();
+        if let Some(l) = lines.iter().find(|l| l.starts_with("PAYEE-END +4930999")) {
+            break l.clone();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "never hung up: {lines:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let since_answer = answered.elapsed().as_secs_f64();
+    assert_eq!(end, "PAYEE-END +4930999 cause=29 status=PAID");
+    assert!(
+        (2.0 * RP_INTERVAL + RP_GRACE - 0.5..=2.0 * RP_INTERVAL + RP_GRACE + 2.5).contains(&since_answer),
+        "hung up {since_answer:.1} s after the answer"
+    );
+    // The held call runs its 25 s (three intervals paid) and hangs up normally.
+    let lines = wait_for_lines(&out, 7);
+    assert!(lines.iter().any(|l| l == "PAYEE-END +4930123456 cause=16 status=PAID"), "{lines:?}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(real_ledger(&payee, "+4930123456@rp-test"), (3, "hangup".into()));
+    assert_eq!(real_ledger(&payer, "+4930123456@rp-test"), (3, "hangup".into()));
+    assert_eq!(real_ledger(&payee, "+4930999@rp-test"), (2, "unpaid".into()));
+
+    for a in [&payee, &payer] {
+        let r = a.cli("module unload res_privateness.so");
+        assert!(r.contains("Unloaded res_privateness.so"), "{r}");
+        assert!(!a.mapped(), "still mapped after unload");
+        let log = std::fs::read_to_string(a.run_dir.join("log/messages.log")).unwrap();
+        assert!(!log.contains("panic"), "{log}");
+    }
+    for mut a in [payee, payer] {
+        a.cli("core stop now");
+        let t0 = Instant::now();
+        while a.proc.running() && t0.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// The layouts written by hand in asterisk-module/src/ffi.rs, as the installed
