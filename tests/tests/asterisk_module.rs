@@ -1060,7 +1060,7 @@ exten => _+X.,1,Set(RANDPAY_CALLID=${{EXTEN}}@rp-test)
 "#
         )
     };
-    [payee_ctx("randpay-in", 40), payee_ctx("randpay-in-25", 25), payer_ctx("randpay-out-12", 12), payer_ctx("randpay-out-28", 28)].join("\n")
+    [payee_ctx("rp-test-in", 40), payee_ctx("rp-test-in-25", 25), payer_ctx("rp-test-out-12", 12), payer_ctx("rp-test-out-28", 28)].join("\n")
 }
 
 /// `randpay show ledger` of a real Asterisk: (tickets, end reason) of one call.
@@ -1093,7 +1093,8 @@ fn real_asterisks_meter_a_call_with_randpay() {
     let base = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let out = base.path().join("rp-out.txt");
-    let dialplan = randpay_dialplan(&out);
+    // The shipped examples are loaded too (PJSIP is not in these builds, so they only have to parse).
+    let dialplan = format!("#include \"{}\"\n\n{}", repo().join("dialplan/asterisk/randpay.conf").display(), randpay_dialplan(&out));
     let payee = start_asterisk_with(
         &prefix,
         &base.path().join("payee"),
@@ -1115,17 +1116,19 @@ fn real_asterisks_meter_a_call_with_randpay() {
         &dialplan,
     );
     assert!(payee.cli("core show application RandpayRequire").contains("RandpayRequire([tariff])"));
+    assert!(payer.cli("dialplan show randpay-out").contains("b(randpay-pay^s^1(${EXTEN}))"), "the shipped randpay.conf did not load");
+    assert!(payer.cli("dialplan show randpay-pay").contains("RANDPAY(ticket,${ARG1})"));
 
     // The payer pays interval 0 of two calls (as Dial's b() handler would, before the INVITE) ...
-    payer.cli("channel originate Local/+4930123456@randpay-out-28 application Wait 30");
-    payer.cli("channel originate Local/+4930999@randpay-out-12 application Wait 30");
+    payer.cli("channel originate Local/+4930123456@rp-test-out-28 application Wait 30");
+    payer.cli("channel originate Local/+4930999@rp-test-out-12 application Wait 30");
     let lines = wait_for_lines(&out, 2);
     assert!(lines.iter().all(|l| l.starts_with("PAYER ") && l.ends_with(" PAID seq=0;")), "{lines:?}");
     // ... and the payee lets them through; a call nobody paid for is refused.
-    payee.cli("channel originate Local/+4930123456@randpay-in-25 application Wait 40");
-    payee.cli("channel originate Local/+4930999@randpay-in application Wait 40");
+    payee.cli("channel originate Local/+4930123456@rp-test-in-25 application Wait 40");
+    payee.cli("channel originate Local/+4930999@rp-test-in application Wait 40");
     let answered = Instant::now();
-    payee.cli("channel originate Local/+4930777@randpay-in application Wait 5");
+    payee.cli("channel originate Local/+4930777@rp-test-in application Wait 5");
     let lines = wait_for_lines(&out, 5);
     for want in ["PAYEE +4930123456 PAID", "PAYEE +4930999 PAID", "PAYEE-END +4930777 cause=21 status=UNPAID"] {
         assert!(lines.iter().any(|l| l == want), "{want}: {lines:?}");
