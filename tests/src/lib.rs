@@ -219,3 +219,88 @@ pub fn randpay_devnet(user: &str, password: &str) -> (Proc, String) {
     });
     (p, url)
 }
+
+/// A Kamailio running one of the shipped RANDPAY cfgs (dialplan/kamailio/randpay-*.cfg)
+/// with privateness.so, its control socket and ledger under `dir`.
+pub struct KamailioPbx {
+    pub proc: Proc,
+    pub dir: std::path::PathBuf,
+}
+
+impl KamailioPbx {
+    /// Start one side with its shipped cfg; `extra` are more `-A` defines.
+    /// `node` is the devnet's URL, RPC user and password; the wallet is named after `role`.
+    pub fn start(cfg: &str, role: &str, port: u16, node: (&str, &str, &str), dir: &std::path::Path, extra: &[String]) -> KamailioPbx {
+        let (node_url, user, password) = node;
+        let dir = dir.join(role);
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        let mut defines = vec![
+            format!("LISTEN=udp:127.0.0.1:{port}"),
+            format!("PRIVATENESS_SO=\"{}\"", bin("libprivateness.so").display()),
+            format!("NODE_URL=\"{node_url}\""),
+            format!("RPC_USER=\"{user}\""),
+            format!("RPC_PASSWORD=\"{password}\""),
+            format!("WALLET=\"{role}\""),
+            format!("LEDGER=\"{}\"", dir.join("ledger.db").display()),
+            format!("CTL_SOCKET=\"unix:{}\"", dir.join("run/ctl").display()),
+            "CHILDREN=2".to_owned(),
+        ];
+        defines.extend_from_slice(extra);
+        let cfg = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("dialplan/kamailio").join(cfg);
+        let run_dir = dir.join("run");
+        let mut args = vec![
+            "-f".to_owned(), cfg.display().to_string(), "-DD".into(), "-E".into(), "-e".into(),
+            "-Y".into(), run_dir.display().to_string(), "-P".into(), run_dir.join("kamailio.pid").display().to_string(),
+            "-m".into(), "64".into(), "-M".into(), "8".into(),
+        ];
+        for d in &defines {
+            args.push("-A".into());
+            args.push(d.clone());
+        }
+        let mut proc = Proc::start(require_tool("kamailio", "kamailio"), &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+        proc.wait_for(&format!("randpay: {role} process ready"), Duration::from_secs(20));
+        KamailioPbx { proc, dir }
+    }
+
+    pub fn kamcmd(&self, args: &[&str]) -> String {
+        let sock = format!("unix:{}", self.dir.join("run/ctl").display());
+        let mut all = vec!["-s", sock.as_str()];
+        all.extend_from_slice(args);
+        let out = run(&require_tool("kamcmd", "kamailio"), &all, &[], Duration::from_secs(10));
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    /// `randpay.ledger <call-id>` as key → value.
+    pub fn ledger(&self, call_id: &str) -> std::collections::HashMap<String, String> {
+        fields(&self.kamcmd(&["randpay.ledger", &format!("s:{call_id}")]))
+    }
+
+    /// `randpay.calls`: paid intervals by Call-ID.
+    pub fn paid_intervals(&self) -> std::collections::HashMap<String, u32> {
+        let text = self.kamcmd(&["randpay.calls"]);
+        let mut out = std::collections::HashMap::new();
+        let mut id = None;
+        for (k, v) in text.lines().filter_map(|l| l.trim().split_once(": ")) {
+            match k {
+                "call_id" => id = Some(v.to_owned()),
+                "paid_intervals" => {
+                    if let Some(id) = id.take() {
+                        out.insert(id, v.parse().unwrap());
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    pub fn log(&mut self) -> String {
+        self.proc.drain().join("\n")
+    }
+}
+
+/// `key: value` lines of kamcmd's output.
+pub fn fields(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines().filter_map(|l| l.trim().split_once(": ")).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+

@@ -664,6 +664,71 @@ fn fake_hosts_meter_a_call_with_randpay() {
     }
 }
 
+/// A mixed pair: res_privateness.so (in the fake host) as the payer, a real
+/// Kamailio with the shipped randpay-payee.cfg and `randpay_side_channel` as
+/// the payee. The payer pays interval 0 for a Call-ID before the INVITE (what
+/// Dial's b() handler does); the INVITE (SIPp, same Call-ID) then passes the
+/// Kamailio payee with no ticket header, no INFO is sent on the call (SIPp
+/// fails on any), and the payer pays each next interval on the side channel.
+#[test]
+fn asterisk_payer_pays_a_kamailio_payee_on_its_side_channel() {
+    let sipp = ness_tests::require_tool("sipp", "sip-tester");
+    let (_devnet, url) = ness_tests::randpay_devnet("rp", "rp-password");
+    let dir = tempfile::tempdir().unwrap();
+    let udp = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (callee_port, payee_port, side_port) = (udp(), udp(), free_tcp_port());
+    let mut callee = Proc::start(
+        sipp.clone(),
+        &["-sf", repo().join("tests/sipp/uas_answer.xml").to_str().unwrap(), "-i", "127.0.0.1", "-p", &callee_port.to_string(), "-nostdin"],
+        &[],
+    );
+    let payee = ness_tests::KamailioPbx::start(
+        "randpay-payee.cfg",
+        "payee",
+        payee_port,
+        (&url, "rp", "rp-password"),
+        dir.path(),
+        &[
+            format!("TARGET=\"sip:127.0.0.1:{callee_port}\""),
+            format!("TARIFF=\"{RP_TARIFF}\""),
+            format!("SIDE_CHANNEL=\"127.0.0.1:{side_port}\""),
+            "SIDE_PEERS=\"127.0.0.1\"".to_owned(),
+        ],
+    );
+    let mut payer = randpay_side(dir.path(), "payer", &url, &format!("payee_url = http://127.0.0.1:{side_port}\n"));
+
+    let call_id = "ax-1@127.0.0.1";
+    let q = payer.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payer.cmd(&format!("func {q} CHANNEL(pjsip,call-id) {call_id}"));
+    let (rc, ticket, _) = payer.read(&q, "RANDPAY", "ticket,+4930123456");
+    assert_eq!(rc, 0, "{}", payer.block("logs"));
+    assert!(ticket.starts_with("seq=0;"), "{ticket}");
+
+    let trace = dir.path().join("caller.trace");
+    let started = Instant::now();
+    let mut caller = Proc::start(
+        sipp,
+        &[
+            "-sf", repo().join("tests/sipp/uac_hold.xml").to_str().unwrap(), &format!("127.0.0.1:{payee_port}"),
+            "-s", "+4930123456", "-m", "1", "-i", "127.0.0.1", "-p", &udp().to_string(), "-cid_str", call_id,
+            "-d", "24000", "-timeout", "60", "-timeout_error", "-nostdin", "-trace_msg", "-message_file", trace.to_str().unwrap(),
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(started.elapsed()));
+    assert_eq!(payee.paid_intervals().get(call_id), Some(&2), "12 s into the call");
+    assert_eq!(randpay_calls(&mut payer).get(call_id), Some(&2));
+    let status = caller.wait_exit(Duration::from_secs(40)).expect("the call did not end");
+    assert!(status.success(), "the paid call was cut, failed or got an INFO:\n{}", std::fs::read_to_string(&trace).unwrap_or_default());
+    std::thread::sleep(Duration::from_millis(500));
+    let l = payee.ledger(call_id);
+    assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("3", "bye"), "{l:?}");
+    payer.cmd(&format!("chan hangup {q}"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(randpay_ledger(&mut payer, call_id), (3, "hangup".into()));
+    callee.kill();
+}
+
 // ---- a real Asterisk ---------------------------------------------------------------------
 
 struct RealAsterisk {

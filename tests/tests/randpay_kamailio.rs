@@ -13,11 +13,10 @@
 //! Tariff: 0.01 EMC/min, risk 2, interval 10 s, grace 3 s — short intervals so
 //! a call sees several in half a minute.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ness_tests::{Proc, bin, require_tool, run};
+use ness_tests::{Proc, require_tool, run};
 
 const USER: &str = "rp";
 const PASSWORD: &str = "rp-password";
@@ -33,87 +32,10 @@ fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+type Pbx = ness_tests::KamailioPbx;
+
 fn devnet() -> (Proc, String) {
     ness_tests::randpay_devnet(USER, PASSWORD)
-}
-
-struct Pbx {
-    proc: Proc,
-    dir: PathBuf,
-}
-
-impl Pbx {
-    /// Start one side with its shipped cfg; `extra` are more `-A` defines.
-    fn start(cfg: &str, role: &str, port: u16, node_url: &str, dir: &Path, extra: &[String]) -> Pbx {
-        let dir = dir.join(role);
-        std::fs::create_dir_all(dir.join("run")).unwrap();
-        let mut defines = vec![
-            format!("LISTEN=udp:127.0.0.1:{port}"),
-            format!("PRIVATENESS_SO=\"{}\"", bin("libprivateness.so").display()),
-            format!("NODE_URL=\"{node_url}\""),
-            format!("RPC_USER=\"{USER}\""),
-            format!("RPC_PASSWORD=\"{PASSWORD}\""),
-            format!("WALLET=\"{role}\""),
-            format!("LEDGER=\"{}\"", dir.join("ledger.db").display()),
-            format!("CTL_SOCKET=\"unix:{}\"", dir.join("run/ctl").display()),
-            "CHILDREN=2".to_owned(),
-        ];
-        defines.extend_from_slice(extra);
-        let cfg = repo().join("dialplan/kamailio").join(cfg);
-        let run_dir = dir.join("run");
-        let mut args = vec![
-            "-f".to_owned(), cfg.display().to_string(), "-DD".into(), "-E".into(), "-e".into(),
-            "-Y".into(), run_dir.display().to_string(), "-P".into(), run_dir.join("kamailio.pid").display().to_string(),
-            "-m".into(), "64".into(), "-M".into(), "8".into(),
-        ];
-        for d in &defines {
-            args.push("-A".into());
-            args.push(d.clone());
-        }
-        let mut proc = Proc::start(require_tool("kamailio", "kamailio"), &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
-        proc.wait_for(&format!("randpay: {role} process ready"), Duration::from_secs(20));
-        Pbx { proc, dir }
-    }
-
-    fn kamcmd(&self, args: &[&str]) -> String {
-        let sock = format!("unix:{}", self.dir.join("run/ctl").display());
-        let mut all = vec!["-s", sock.as_str()];
-        all.extend_from_slice(args);
-        let out = run(&require_tool("kamcmd", "kamailio"), &all, &[], Duration::from_secs(10));
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    }
-
-    /// `randpay.ledger <call-id>` as key → value.
-    fn ledger(&self, call_id: &str) -> HashMap<String, String> {
-        fields(&self.kamcmd(&["randpay.ledger", &format!("s:{call_id}")]))
-    }
-
-    /// `randpay.calls`: paid intervals by Call-ID.
-    fn paid_intervals(&self) -> HashMap<String, u32> {
-        let text = self.kamcmd(&["randpay.calls"]);
-        let mut out = HashMap::new();
-        let mut id = None;
-        for (k, v) in text.lines().filter_map(|l| l.trim().split_once(": ")) {
-            match k {
-                "call_id" => id = Some(v.to_owned()),
-                "paid_intervals" => {
-                    if let Some(id) = id.take() {
-                        out.insert(id, v.parse().unwrap());
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    fn log(&mut self) -> String {
-        self.proc.drain().join("\n")
-    }
-}
-
-fn fields(text: &str) -> HashMap<String, String> {
-    text.lines().filter_map(|l| l.trim().split_once(": ")).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 /// The tickets table of a ledger, for one call: (seq, outcome).
@@ -162,8 +84,8 @@ fn tickets_flow_every_interval_and_unpaid_calls_are_cut_on_both_legs() {
     ], &[]);
     let target = format!("TARGET=\"sip:127.0.0.1:{callee_port}\"");
     let payee_defines = [target, format!("TARIFF=\"{TARIFF}\"")];
-    let mut payee = Pbx::start("randpay-payee.cfg", "payee", payee_port, &url, dir.path(), &payee_defines);
-    let mut payer = Pbx::start("randpay-payer.cfg", "payer", payer_port, &url, dir.path(), &[format!("PAYEE=\"sip:127.0.0.1:{payee_port}\"")]);
+    let mut payee = Pbx::start("randpay-payee.cfg", "payee", payee_port, (&url, USER, PASSWORD), dir.path(), &payee_defines);
+    let mut payer = Pbx::start("randpay-payer.cfg", "payer", payer_port, (&url, USER, PASSWORD), dir.path(), &[format!("PAYEE=\"sip:127.0.0.1:{payee_port}\"")]);
 
     // Two calls at once: one paid throughout and hung up by the caller after 24 s,
     // one whose payer stops paying after its second interval.
@@ -229,7 +151,7 @@ fn tickets_flow_every_interval_and_unpaid_calls_are_cut_on_both_legs() {
     let before = ticket_rows(&payee.dir.join("ledger.db"), restarted);
     assert_eq!(before.iter().filter(|r| r.1.as_deref() == Some("paid")).count(), 2, "{before:?}");
     payee.proc.kill();
-    let mut payee = Pbx::start("randpay-payee.cfg", "payee", payee_port, &url, dir.path(), &payee_defines);
+    let mut payee = Pbx::start("randpay-payee.cfg", "payee", payee_port, (&url, USER, PASSWORD), dir.path(), &payee_defines);
     assert_eq!(ticket_rows(&payee.dir.join("ledger.db"), restarted), before);
     assert_eq!(ticket_rows(&payee.dir.join("ledger.db"), held), rows);
     assert_eq!(payee.ledger(restarted)["end_reason"], "restart");
