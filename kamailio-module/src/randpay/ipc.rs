@@ -94,6 +94,48 @@ fn exchange(conn: &mut BufReader<UnixStream>, line: &[u8], timeout: Duration) ->
     }
 }
 
+/// Connect to the RANDPAY process's abstract socket, waiting at most `timeout`
+/// (a blocking connect would wait for as long as its backlog stays full).
+fn connect_within(addr: &SocketAddr, timeout: Duration) -> std::io::Result<UnixStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let name = addr.as_abstract_name().ok_or_else(|| std::io::Error::other("not an abstract socket name"))?;
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero sockaddr_un is valid; the abstract name starts after a NUL byte.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if name.len() + 1 > sa.sun_path.len() {
+        return Err(std::io::Error::other("socket name too long"));
+    }
+    for (i, b) in name.iter().enumerate() {
+        sa.sun_path[i + 1] = *b as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as libc::socklen_t;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `sa` is a valid sockaddr_un of `len` bytes.
+        let rc = unsafe { libc::connect(fd.as_raw_fd(), &sa as *const libc::sockaddr_un as *const libc::sockaddr, len) };
+        if rc == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        // A full backlog: the process is busy; try again until the deadline.
+        if e.raw_os_error() != Some(libc::EAGAIN) || std::time::Instant::now() >= deadline {
+            return Err(e);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let s = UnixStream::from(fd);
+    s.set_nonblocking(false)?;
+    Ok(s)
+}
+
 /// Send `req` and wait at most `timeout` for the answer. A broken kept-open
 /// connection is replaced once.
 pub fn call(req: &Request, timeout: Duration) -> Result<Reply, IpcError> {
@@ -111,7 +153,7 @@ pub fn call(req: &Request, timeout: Duration) -> Result<Reply, IpcError> {
                 }
             }
             let addr = address().map_err(IpcError::Connect)?;
-            let s = UnixStream::connect_addr(&addr).map_err(IpcError::Connect)?;
+            let s = connect_within(&addr, timeout).map_err(IpcError::Connect)?;
             *guard = Some((pid, BufReader::new(s)));
         }
         let Some((_, conn)) = guard.as_mut() else { continue };
