@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use ness_core::nvs::{NodeConfig, NvsClient};
 use ness_core::randpay::chap::ChallengeHeader;
 use ness_core::randpay::session::{InviteDecision, PayeeAction};
-use ness_core::randpay::side_channel::{self, SideChannel, SideError};
+use ness_core::randpay::side_channel::{self, Poll, SideChannel, SideError, poll_period};
 use ness_core::randpay::{Ledger, Payee, Payer, RandpayRole, Tariff};
 
 use crate::ffi::AST_CAUSE_FACILITY_REJECTED;
@@ -84,13 +84,6 @@ pub struct Metering {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// How often a payer asks for the next challenge: three times within the window
-/// between its issue (a quarter interval before the paid time ends) and the
-/// deadline (grace after it), 1 to 10 s.
-fn poll_period(interval_secs: u32, grace_secs: u32) -> Duration {
-    Duration::from_secs(u64::from((interval_secs / 4 + grace_secs) / 3).clamp(1, 10))
 }
 
 /// Why a payer's first payment failed.
@@ -316,7 +309,7 @@ fn payer_tick(m: &Arc<Metering>, payer: &Arc<Payer>) {
     for (key, number, url) in due {
         let (m, payer, side) = (m.clone(), payer.clone(), m.side(&url));
         tokio::spawn(async move {
-            let outcome = poll(&payer, &side, &key, &number).await;
+            let outcome = side_channel::pay_next(&payer, &side, &key, &number).await;
             let mut calls = lock(&m.calls);
             match outcome {
                 Poll::Forgotten(why) => {
@@ -324,6 +317,9 @@ fn payer_tick(m: &Arc<Metering>, payer: &Arc<Payer>) {
                     calls.remove(&key);
                 }
                 other => {
+                    if let Poll::Failed(why) = &other {
+                        awarn!("randpay: {key}: {why}");
+                    }
                     if let Some(c) = calls.get_mut(&key) {
                         c.polling = false;
                         c.next_poll = Instant::now() + c.poll_every;
@@ -335,40 +331,5 @@ fn payer_tick(m: &Arc<Metering>, payer: &Arc<Payer>) {
                 }
             }
         });
-    }
-}
-
-enum Poll {
-    Nothing,
-    Paid(Duration),
-    Failed,
-    Forgotten(String),
-}
-
-/// Ask the payee for the call's next challenge; pay it if one is due.
-async fn poll(payer: &Payer, side: &SideChannel, key: &str, number: &str) -> Poll {
-    let challenge = match side.challenge(key, None).await {
-        Ok(None) => return Poll::Nothing,
-        Ok(Some(c)) => c,
-        Err(SideError::Refused { status: 404, body }) => return Poll::Forgotten(body),
-        Err(e) => {
-            awarn!("randpay: {key}: {e}");
-            return Poll::Failed;
-        }
-    };
-    let period = ChallengeHeader::parse(&challenge).map(|h| poll_period(h.interval_secs, h.grace_secs)).unwrap_or(Duration::from_secs(1));
-    let ticket = match payer.pay(key, number, &challenge).await {
-        Ok(t) => t,
-        Err(e) => {
-            awarn!("randpay: {key}: not paying: {e}");
-            return Poll::Failed;
-        }
-    };
-    match side.ticket(key, &ticket).await {
-        Ok(()) => Poll::Paid(period),
-        Err(e) => {
-            awarn!("randpay: {key}: the ticket was not taken: {e}");
-            Poll::Failed
-        }
     }
 }

@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ness_core::randpay::config::KEYS as CORE_KEYS;
+use ness_core::randpay::side_channel;
 use ness_core::randpay::{RandpayRole, RandpaySettings};
 
 /// The section, checked.
@@ -82,14 +83,7 @@ impl RandpayConf {
             }
         }
         if let Some((l, line)) = listen {
-            let addr: SocketAddr = l.parse().map_err(|_| RandpayConfError::Line { line, why: format!("side_channel {l:?} is not IP:port") })?;
-            let peers = peers
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(|p| p.parse().map_err(|_| RandpayConfError::Inconsistent(format!("side_peers: {p:?} is not an IP address"))))
-                .collect::<Result<Vec<IpAddr>, _>>()?;
-            c.side_channel = Some((addr, peers));
+            c.side_channel = Some(side_channel::listen_setting(&l, &peers).map_err(|why| RandpayConfError::Line { line, why })?);
         }
         c.core.check().map_err(|e| RandpayConfError::Inconsistent(e.to_string().replace("randpay_", "")))?;
         match c.core.role {

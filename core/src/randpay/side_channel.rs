@@ -5,7 +5,7 @@
 //! uses [`SideChannel`]. Call-IDs are percent-encoded in the path.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +16,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::chap::ChallengeHeader;
 use super::meter::TicketVerdict;
 use crate::nvs::config::percent_encode_path as percent_encode;
-use super::session::{InviteDecision, Payee, Pending, TicketError};
+use super::session::{InviteDecision, Payee, Payer, Pending, TicketError};
 
 /// Largest request body (a ticket header value).
 const BODY_LIMIT: usize = 256 * 1024;
@@ -195,9 +196,77 @@ impl SideChannel {
     }
 }
 
+/// Parse the payee's listen address (`IP:port`) and the peers allowed to use it
+/// (`IP,IP`; empty: anyone). The Kamailio modparams `randpay_side_channel` and
+/// `randpay_side_peers`, Asterisk's `side_channel` and `side_peers`.
+pub fn listen_setting(listen: &str, peers: &str) -> Result<(SocketAddr, Vec<IpAddr>), String> {
+    let addr = listen.trim().parse().map_err(|_| format!("side channel: {listen:?} is not IP:port"))?;
+    let peers = peers
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().map_err(|_| format!("side channel peers: {p:?} is not an IP address")))
+        .collect::<Result<Vec<IpAddr>, String>>()?;
+    Ok((addr, peers))
+}
+
+/// How often a payer asks for the next challenge: three times within the window
+/// between its issue (a quarter interval before the paid time ends) and the
+/// deadline (grace after it), 1 to 10 s.
+pub fn poll_period(interval_secs: u32, grace_secs: u32) -> Duration {
+    Duration::from_secs(u64::from((interval_secs / 4 + grace_secs) / 3).clamp(1, 10))
+}
+
+/// What one payer poll of the side channel came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// Nothing due.
+    Nothing,
+    /// A ticket was paid and taken; ask again after this period.
+    Paid(Duration),
+    /// Not paid this time (logged); ask again later.
+    Failed(String),
+    /// The payee no longer meters the call (it ended it): stop asking.
+    Forgotten(String),
+}
+
+/// Ask the payee for the call's next challenge and pay it if one is due (the
+/// payer's side of §2, after the first interval).
+pub async fn pay_next(payer: &Payer, side: &SideChannel, call_id: &str, number: &str) -> Poll {
+    let challenge = match side.challenge(call_id, None).await {
+        Ok(None) => return Poll::Nothing,
+        Ok(Some(c)) => c,
+        Err(SideError::Refused { status: 404, body }) => return Poll::Forgotten(body),
+        Err(e) => return Poll::Failed(e.to_string()),
+    };
+    let period = ChallengeHeader::parse(&challenge).map(|h| poll_period(h.interval_secs, h.grace_secs)).unwrap_or(Duration::from_secs(1));
+    let ticket = match payer.pay(call_id, number, &challenge).await {
+        Ok(t) => t,
+        Err(e) => return Poll::Failed(format!("not paying: {e}")),
+    };
+    match side.ticket(call_id, &ticket).await {
+        Ok(()) => Poll::Paid(period),
+        Err(e) => Poll::Failed(format!("the ticket was not taken: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_and_poll_period() {
+        let (a, p) = listen_setting(" 127.0.0.1:8481 ", "10.0.0.1, ::1").unwrap();
+        assert_eq!(a.port(), 8481);
+        assert_eq!(p.len(), 2);
+        assert!(listen_setting("127.0.0.1", "").is_err());
+        assert!(listen_setting("127.0.0.1:1", "10.0.0.x").is_err());
+        assert!(listen_setting("127.0.0.1:1", "").unwrap().1.is_empty());
+        // T=10, G=3: the window is 2.5 + 3 s, so every second.
+        assert_eq!(poll_period(10, 3), Duration::from_secs(1));
+        assert_eq!(poll_period(60, 10), Duration::from_secs(8));
+        assert_eq!(poll_period(3600, 60), Duration::from_secs(10));
+    }
 
     #[test]
     fn call_ids_survive_the_path() {

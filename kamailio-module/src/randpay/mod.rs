@@ -69,7 +69,7 @@ pub fn init() -> Result<(), String> {
         if settings.role != RandpayRole::Payee {
             return Err("randpay_side_channel is for a payee (randpay_role payee)".into());
         }
-        *SIDE_CHANNEL.lock().unwrap_or_else(|p| p.into_inner()) = Some(process::side_channel_setting(&listen, &peers)?);
+        *SIDE_CHANNEL.lock().unwrap_or_else(|p| p.into_inner()) = Some(ness_core::randpay::side_channel::listen_setting(&listen, &peers)?);
     }
     if let Some(dir) = settings.ledger.parent()
         && !dir.as_os_str().is_empty()

@@ -13,7 +13,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_uint, c_void};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -310,16 +309,4 @@ async fn schedule(state: Arc<State>) {
             }
         }
     }
-}
-
-/// Parse `randpay_side_channel` (`IP:port`) and `randpay_side_peers` (`IP,IP`).
-pub fn side_channel_setting(listen: &str, peers: &str) -> Result<(SocketAddr, Vec<IpAddr>), String> {
-    let addr = listen.trim().parse().map_err(|_| format!("randpay_side_channel: {listen:?} is not IP:port"))?;
-    let peers = peers
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse().map_err(|_| format!("randpay_side_peers: {p:?} is not an IP address")))
-        .collect::<Result<Vec<IpAddr>, String>>()?;
-    Ok((addr, peers))
 }
