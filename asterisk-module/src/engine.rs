@@ -536,7 +536,7 @@ impl Engine {
     /// The payer's side-channel deadline (2 s when RANDPAY is off).
     pub fn randpay_side_timeout(&self) -> Duration {
         let m = self.shared.metering.lock().unwrap_or_else(|p| p.into_inner());
-        m.as_ref().map_or(Duration::from_secs(2), |m| m.conf.side_timeout)
+        m.as_ref().map_or(Duration::from_secs(2), |m| m.conf.core.side_timeout)
     }
 
     /// As `randpay`, without waiting (from datastore destroy callbacks).

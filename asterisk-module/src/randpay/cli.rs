@@ -55,7 +55,7 @@ fn ledger_text(call_id: Option<String>) -> String {
     let got = engine.randpay(WAIT, move |m| async move {
         m.map(|m| match &m.role {
             Role::Payee(p) => p.ledger_calls(call_id.as_deref(), 50),
-            Role::Payer(p) => p.ledger_calls(call_id.as_deref(), 50),
+            Role::Payer(p) => p.payer().ledger_calls(call_id.as_deref(), 50),
         })
     });
     let calls: Vec<CallSummary> = match got {

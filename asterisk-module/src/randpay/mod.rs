@@ -32,33 +32,28 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ness_core::nvs::{NodeConfig, NvsClient};
-use ness_core::randpay::chap::ChallengeHeader;
 use ness_core::randpay::session::{InviteDecision, PayeeAction};
-use ness_core::randpay::side_channel::{self, Poll, SideChannel, SideError, poll_period};
+use ness_core::randpay::side_channel;
+use ness_core::randpay::side_payer::{HandOver, SidePayer};
 use ness_core::randpay::{Ledger, Payee, Payer, RandpayRole, Tariff};
+pub use ness_core::randpay::side_payer::PayFailure;
 
 use crate::ffi::AST_CAUSE_FACILITY_REJECTED;
-use crate::log::{anotice, awarn};
+use crate::log::anotice;
 use settings::RandpayConf;
 
 /// The role this PBX plays, with the core's state machine for it.
 pub enum Role {
     Payee(Arc<Payee>),
-    Payer(Arc<Payer>),
+    /// The core's side-channel payer (it keeps the calls it pays).
+    Payer(Arc<SidePayer>),
 }
 
-/// One call being metered, by its key (the SIP Call-ID).
+/// One payee call being metered, by its key (the SIP Call-ID).
 struct Metered {
     uniqueid: String,
-    number: String,
-    /// Payee: the answer was seen.
+    /// The answer was seen.
     answered: bool,
-    /// Payer: the payee's side channel, when to ask next, and how often.
-    url: String,
-    next_poll: Instant,
-    poll_every: Duration,
-    polling: bool,
-    tickets: u32,
 }
 
 /// A metered call as `randpay show calls` prints it.
@@ -79,22 +74,10 @@ pub struct Metering {
     pub role: Role,
     pub conf: RandpayConf,
     calls: Mutex<HashMap<String, Metered>>,
-    sides: Mutex<HashMap<String, SideChannel>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Why a payer's first payment failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PayFailure {
-    #[error("no payee URL: set payee_url in [randpay] or give one to RANDPAY()")]
-    NoUrl,
-    #[error(transparent)]
-    Side(#[from] SideError),
-    #[error("not paying: {0}")]
-    Pay(String),
 }
 
 impl Metering {
@@ -109,7 +92,7 @@ impl Metering {
         }
         let role = match conf.core.role {
             RandpayRole::Payee => Role::Payee(Arc::new(Payee::new(client, ledger, conf.core.tariff_table()))),
-            RandpayRole::Payer => Role::Payer(Arc::new(Payer::new(client, ledger, conf.core.policy.clone()))),
+            RandpayRole::Payer => Role::Payer(Arc::new(SidePayer::new(Arc::new(Payer::new(client, ledger, conf.core.policy.clone())), conf.core.side_timeout))),
             RandpayRole::Off => return Err("randpay: role is off".into()),
         };
         if let (Role::Payee(payee), Some((addr, peers))) = (&role, &conf.side_channel) {
@@ -125,7 +108,7 @@ impl Metering {
             });
             anotice!("randpay: HTTP side channel on {addr}{}", if peers.is_empty() { " (open to anyone who reaches it: set side_peers)".to_owned() } else { format!(", for {peers:?}") });
         }
-        let m = Arc::new(Metering { role, conf, calls: Mutex::new(HashMap::new()), sides: Mutex::new(HashMap::new()) });
+        let m = Arc::new(Metering { role, conf, calls: Mutex::new(HashMap::new()) });
         tokio::spawn(schedule(m.clone()));
         anotice!(
             "randpay: {} ready (ledger {}, wallet {})",
@@ -134,10 +117,6 @@ impl Metering {
             m.conf.core.wallet.as_deref().unwrap_or("the node's default")
         );
         Ok(m)
-    }
-
-    fn side(&self, url: &str) -> SideChannel {
-        lock(&self.sides).entry(url.to_owned()).or_insert_with(|| SideChannel::new(url, self.conf.side_timeout)).clone()
     }
 
     /// Payee: an INVITE reached `RandpayRequire`.
@@ -151,22 +130,9 @@ impl Metering {
         };
         let decision = payee.invite_priced(key, number, tariff, ticket).await;
         if decision == InviteDecision::Proceed {
-            self.track(key, uniqueid, number, "");
+            lock(&self.calls).entry(key.to_owned()).or_insert_with(|| Metered { uniqueid: uniqueid.to_owned(), answered: false });
         }
         decision
-    }
-
-    fn track(&self, key: &str, uniqueid: &str, number: &str, url: &str) {
-        lock(&self.calls).entry(key.to_owned()).or_insert_with(|| Metered {
-            uniqueid: uniqueid.to_owned(),
-            number: number.to_owned(),
-            answered: false,
-            url: url.to_owned(),
-            next_poll: Instant::now() + Duration::from_secs(1),
-            poll_every: Duration::from_secs(1),
-            polling: false,
-            tickets: 0,
-        });
     }
 
     /// Payer: pay the first interval of `key` before its INVITE leaves; the
@@ -175,24 +141,8 @@ impl Metering {
         let Role::Payer(payer) = &self.role else {
             return Err(PayFailure::Pay("this PBX is not a RANDPAY payer ([randpay] role)".into()));
         };
-        let url = url.map(str::to_owned).or_else(|| self.conf.payee_url.clone()).ok_or(PayFailure::NoUrl)?;
-        let side = self.side(&url);
-        let ticket = match side.challenge(key, Some(number)).await? {
-            None => String::new(),
-            Some(challenge) => {
-                let period = ChallengeHeader::parse(&challenge).map(|h| poll_period(h.interval_secs, h.grace_secs)).ok();
-                let ticket = payer.pay(key, number, &challenge).await.map_err(|e| PayFailure::Pay(e.to_string()))?;
-                side.ticket(key, &ticket).await?;
-                self.track(key, uniqueid, number, &url);
-                if let Some(c) = lock(&self.calls).get_mut(key) {
-                    c.tickets = 1;
-                    c.poll_every = period.unwrap_or(c.poll_every);
-                }
-                return Ok(ticket);
-            }
-        };
-        self.track(key, uniqueid, number, &url);
-        Ok(ticket)
+        let url = url.map(str::to_owned).or_else(|| self.conf.core.payee_url.clone()).ok_or(PayFailure::NoUrl)?;
+        Ok(payer.pay_first(key, number, &url, uniqueid, HandOver::Post).await?.unwrap_or_default())
     }
 
     /// The channel of `key` is gone (its datastore was destroyed).
@@ -221,16 +171,10 @@ impl Metering {
                     answered_secs: v.answered_secs,
                 })
                 .collect(),
-            Role::Payer(_) => calls
-                .iter()
-                .map(|(k, c)| CallRow {
-                    key: k.clone(),
-                    uniqueid: c.uniqueid.clone(),
-                    number: c.number.clone(),
-                    detail: c.url.clone(),
-                    paid: c.tickets,
-                    answered_secs: None,
-                })
+            Role::Payer(p) => p
+                .calls()
+                .into_iter()
+                .map(|c| CallRow { key: c.call_id, uniqueid: c.label, number: c.number, detail: c.url, paid: c.tickets, answered_secs: None })
                 .collect(),
         };
         rows.sort_by(|a, b| a.key.cmp(&b.key));
@@ -241,7 +185,7 @@ impl Metering {
     pub fn paid(&self, key: &str) -> Option<u32> {
         match &self.role {
             Role::Payee(p) => p.calls(Instant::now()).into_iter().find(|v| v.call_id == key).map(|v| v.paid_intervals),
-            Role::Payer(_) => lock(&self.calls).get(key).map(|c| c.tickets),
+            Role::Payer(p) => p.tickets(key),
         }
     }
 }
@@ -255,7 +199,7 @@ async fn schedule(m: Arc<Metering>) {
         every.tick().await;
         match &m.role {
             Role::Payee(p) => payee_tick(&m, p).await,
-            Role::Payer(p) => payer_tick(&m, p),
+            Role::Payer(p) => p.tick(Instant::now()),
         }
     }
 }
@@ -290,46 +234,5 @@ async fn payee_tick(m: &Arc<Metering>, payee: &Arc<Payee>) {
                 host::hang_up(&uid, AST_CAUSE_FACILITY_REJECTED);
             }
         }
-    }
-}
-
-fn payer_tick(m: &Arc<Metering>, payer: &Arc<Payer>) {
-    let now = Instant::now();
-    let due: Vec<(String, String, String)> = {
-        let mut calls = lock(&m.calls);
-        calls
-            .iter_mut()
-            .filter(|(_, c)| !c.polling && c.next_poll <= now)
-            .map(|(k, c)| {
-                c.polling = true;
-                (k.clone(), c.number.clone(), c.url.clone())
-            })
-            .collect()
-    };
-    for (key, number, url) in due {
-        let (m, payer, side) = (m.clone(), payer.clone(), m.side(&url));
-        tokio::spawn(async move {
-            let outcome = side_channel::pay_next(&payer, &side, &key, &number).await;
-            let mut calls = lock(&m.calls);
-            match outcome {
-                Poll::Forgotten(why) => {
-                    awarn!("randpay: {key}: the payee no longer meters this call ({why}); stop paying");
-                    calls.remove(&key);
-                }
-                other => {
-                    if let Poll::Failed(why) = &other {
-                        awarn!("randpay: {key}: {why}");
-                    }
-                    if let Some(c) = calls.get_mut(&key) {
-                        c.polling = false;
-                        c.next_poll = Instant::now() + c.poll_every;
-                        if let Poll::Paid(period) = other {
-                            c.tickets += 1;
-                            c.poll_every = period;
-                        }
-                    }
-                }
-            }
-        });
     }
 }

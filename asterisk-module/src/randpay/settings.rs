@@ -15,7 +15,6 @@
 //! | `max_price`, `max_risk`, `max_ticket` | payer | what it agrees to pay |
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use ness_core::randpay::config::KEYS as CORE_KEYS;
 use ness_core::randpay::side_channel;
@@ -27,15 +26,12 @@ pub struct RandpayConf {
     pub core: RandpaySettings,
     /// Payee: where the side channel listens, and who may use it.
     pub side_channel: Option<(SocketAddr, Vec<IpAddr>)>,
-    /// Payer: the payee's side channel when `RANDPAY()` names none.
-    pub payee_url: Option<String>,
-    pub side_timeout: Duration,
     /// The lines as read, to tell a changed section on reload.
     pub lines: Vec<(String, String)>,
 }
 
 /// Keys besides the core's.
-const OWN_KEYS: &[&str] = &["side_channel", "side_peers", "payee_url", "side_timeout_ms"];
+const OWN_KEYS: &[&str] = &["side_channel", "side_peers"];
 
 /// Every key the section knows, without the `randpay_` prefix.
 pub fn keys() -> Vec<&'static str> {
@@ -54,7 +50,7 @@ pub enum RandpayConfError {
 impl RandpayConf {
     /// Build from `(key, value, line)` entries. Unknown keys are returned for a warning.
     pub fn from_entries(entries: &[(String, String, i32)]) -> Result<(RandpayConf, Vec<(String, i32)>), RandpayConfError> {
-        let mut c = RandpayConf { side_timeout: Duration::from_millis(2000), ..RandpayConf::default() };
+        let mut c = RandpayConf::default();
         let mut unknown = Vec::new();
         let (mut listen, mut peers) = (None, String::new());
         for (key, value, line) in entries {
@@ -66,16 +62,6 @@ impl RandpayConf {
             match key {
                 "side_channel" => listen = Some((value.to_owned(), *line)),
                 "side_peers" => peers = value.to_owned(),
-                "payee_url" => {
-                    if !(value.starts_with("http://") || value.starts_with("https://")) {
-                        return Err(bad(format!("payee_url {value:?} is not an http:// URL")));
-                    }
-                    c.payee_url = Some(value.trim_end_matches('/').to_owned());
-                }
-                "side_timeout_ms" => {
-                    let ms: u64 = value.parse().ok().filter(|ms| (100..=60_000).contains(ms)).ok_or_else(|| bad(format!("side_timeout_ms {value:?} is not 100 to 60000")))?;
-                    c.side_timeout = Duration::from_millis(ms);
-                }
                 k if CORE_KEYS.contains(&format!("randpay_{k}").as_str()) => {
                     c.core.set(&format!("randpay_{k}"), value).map_err(|e| bad(e.to_string().replace("randpay_", "")))?
                 }

@@ -10,10 +10,13 @@
 //! | `randpay_max_price` | payer: most EMC per minute it pays | `0.05` |
 //! | `randpay_max_risk` | payer: highest risk it accepts | `1000` |
 //! | `randpay_max_ticket` | payer: most EMC one ticket may lock | `10` |
+//! | `randpay_payee_url` | payer: the payee's HTTP side channel, e.g. `http://10.0.0.2:8481` | — |
+//! | `randpay_side_timeout_ms` | payer: deadline of one side-channel request, 100–60000 | `2000` |
 //!
 //! The node (URL, credentials) is the module's own `node_url`/`emercoin_conf`/….
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::meter::PayerPolicy;
 use super::tariff::{Amount, Tariff, TariffError, TariffTable};
@@ -34,6 +37,9 @@ pub struct RandpaySettings {
     pub ledger: PathBuf,
     pub tariffs: Vec<Tariff>,
     pub policy: PayerPolicy,
+    /// Payer: the payee's side channel (docs/randpay.md §2), when it pays there.
+    pub payee_url: Option<String>,
+    pub side_timeout: Duration,
 }
 
 impl Default for RandpaySettings {
@@ -48,13 +54,24 @@ impl Default for RandpaySettings {
                 max_risk: 1000,
                 max_ticket: Amount(10 * Amount::COIN),
             },
+            payee_url: None,
+            side_timeout: Duration::from_millis(2000),
         }
     }
 }
 
 /// The names `set` accepts.
-pub const KEYS: &[&str] =
-    &["randpay_role", "randpay_wallet", "randpay_ledger", "randpay_tariff", "randpay_max_price", "randpay_max_risk", "randpay_max_ticket"];
+pub const KEYS: &[&str] = &[
+    "randpay_role",
+    "randpay_wallet",
+    "randpay_ledger",
+    "randpay_tariff",
+    "randpay_max_price",
+    "randpay_max_risk",
+    "randpay_max_ticket",
+    "randpay_payee_url",
+    "randpay_side_timeout_ms",
+];
 
 fn invalid(key: &str, value: &str, want: &'static str) -> SettingError {
     SettingError::Invalid { key: key.into(), value: value.into(), want }
@@ -93,6 +110,16 @@ impl RandpaySettings {
             "randpay_max_risk" => {
                 self.policy.max_risk = v.parse().ok().filter(|&r| r >= 1).ok_or_else(|| invalid(key, value, "a number from 1"))?
             }
+            "randpay_payee_url" => {
+                if !v.is_empty() && !v.starts_with("http://") {
+                    return Err(invalid(key, value, "an http:// URL (the payee's side channel)"));
+                }
+                self.payee_url = Some(v.trim_end_matches('/').to_owned()).filter(|u| !u.is_empty());
+            }
+            "randpay_side_timeout_ms" => {
+                let ms: u64 = v.parse().ok().filter(|ms| (100..=60_000).contains(ms)).ok_or_else(|| invalid(key, value, "milliseconds, 100 to 60000"))?;
+                self.side_timeout = Duration::from_millis(ms);
+            }
             other => return Err(SettingError::Unknown(other.to_owned())),
         }
         Ok(())
@@ -130,6 +157,12 @@ mod tests {
         assert!(s.set("randpay_max_risk", "0").is_err());
         assert!(s.set("randpay_role", "both").is_err());
         assert!(matches!(s.set("randpay_x", "1"), Err(SettingError::Unknown(_))));
+        s.set("randpay_payee_url", "http://10.0.0.2:8481/").unwrap();
+        assert_eq!(s.payee_url.as_deref(), Some("http://10.0.0.2:8481"));
+        assert!(s.set("randpay_payee_url", "10.0.0.2:8481").is_err(), "not a URL");
+        s.set("randpay_side_timeout_ms", "500").unwrap();
+        assert_eq!(s.side_timeout, Duration::from_millis(500));
+        assert!(s.set("randpay_side_timeout_ms", "5").is_err());
         for k in KEYS {
             assert!(!matches!(s.clone().set(k, "x"), Err(SettingError::Unknown(_))), "{k}");
         }

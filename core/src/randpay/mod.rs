@@ -14,6 +14,7 @@ pub mod meter;
 pub mod node;
 pub mod session;
 pub mod side_channel;
+pub mod side_payer;
 pub mod tariff;
 
 pub use chap::{Chap, ChapError, Ticket};
