@@ -54,6 +54,7 @@ RPC_PORT=$(free_port)
 PASS=bench-$$
 NESS_DEVNET_RPCPASSWORD=$PASS "$ROOT/target/release/ness-devnet" --listen 127.0.0.1:$RPC_PORT --rpcuser bench --automine \
   >"$WORK/devnet.log" 2>&1 &
+DEVNET_PID=$!
 PIDS+=($!)
 rpc() { # rpc <wallet|""> <method> <json params>
   curl -s --max-time 30 --user "bench:$PASS" -H 'content-type: application/json' \
@@ -92,10 +93,16 @@ stop_kams() {
   for p in "${KAM_PIDS[@]}"; do for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; done
   KAM_PIDS=()
 }
+SIDE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_pair() { # start_pair <mode> <payee cfg> <tariff>
-  start_kam "payee-$1" "$2" "$PAYEE_PORT" "TARGET=\"sip:127.0.0.1:$UAS_PORT\"" 'WALLET="payee"' "TARIFF=\"$3\""
+  local side=() url=()
+  if [ "$1" != plain ] && [ "$1" != 402 ]; then
+    side=("SIDE_CHANNEL=\"127.0.0.1:$SIDE_PORT\"" 'SIDE_PEERS="127.0.0.1"')
+    url=("PAYEE_URL=\"http://127.0.0.1:$SIDE_PORT\"")
+  fi
+  start_kam "payee-$1" "$2" "$PAYEE_PORT" "TARGET=\"sip:127.0.0.1:$UAS_PORT\"" 'WALLET="payee"' "TARIFF=\"$3\"" "${side[@]}"
   start_kam "payer-$1" "$ROOT/dialplan/kamailio/randpay-payer.cfg" "$PAYER_PORT" \
-    "PAYEE=\"sip:127.0.0.1:$PAYEE_PORT\"" 'WALLET="payer"' 'MAX_PRICE="1"'
+    "PAYEE=\"sip:127.0.0.1:$PAYEE_PORT\"" 'WALLET="payer"' 'MAX_PRICE="1"' "${url[@]}"
   sleep 1
 }
 
@@ -136,23 +143,30 @@ declare -A RATE
 for mode in ${MODES:-plain randpay}; do
   cfg=$ROOT/dialplan/kamailio/randpay-payee.cfg
   [ "$mode" = plain ] && cfg=$WORK/payee-plain.cfg
+  # (mode 402: metered, without the side channel)
   start_pair "$mode" "$cfg" "$TARIFF_FAST"
   run_calls "$mode-warmup" "$WARMUP" >/dev/null
   payee_pid=${KAM_PIDS[0]}; payer_pid=${KAM_PIDS[1]}
-  c0=$(cpu_ticks "$payee_pid"); r0=$(cpu_ticks "$payer_pid"); m0=$(proc_ticks "$WORK/payee-$mode" RANDPAY)
+  c0=$(cpu_ticks "$payee_pid"); r0=$(cpu_ticks "$payer_pid"); m0=$(proc_ticks "$WORK/payee-$mode" RANDPAY); d0=$(cpu_ticks "$DEVNET_PID")
   read -r rate ok failed < <(run_calls "$mode" "$CALLS")
-  c1=$(cpu_ticks "$payee_pid"); r1=$(cpu_ticks "$payer_pid"); m1=$(proc_ticks "$WORK/payee-$mode" RANDPAY)
+  c1=$(cpu_ticks "$payee_pid"); r1=$(cpu_ticks "$payer_pid"); m1=$(proc_ticks "$WORK/payee-$mode" RANDPAY); d1=$(cpu_ticks "$DEVNET_PID")
   cpu=$(awk -v a="$c0" -v b="$c1" -v n="${ok:-0}" -v hz="$HZ" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / hz / n : 0) }')
   pcpu=$(awk -v a="$r0" -v b="$r1" -v n="${ok:-0}" -v hz="$HZ" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / hz / n : 0) }')
   mcpu=$(awk -v a="$m0" -v b="$m1" -v n="${ok:-0}" -v hz="$HZ" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / hz / n : 0) }')
-  echo "RESULT $NAME mode=$mode calls=$CALLS conc=$CONC successful=$ok failed=$failed calls_per_s=$rate payee_cpu_us_per_call=$cpu randpay_process_cpu_us_per_call=$mcpu payer_cpu_us_per_call=$pcpu"
+  dcpu=$(awk -v a="$d0" -v b="$d1" -v n="${ok:-0}" -v hz="$HZ" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / hz / n : 0) }')
+  echo "RESULT $NAME mode=$mode calls=$CALLS conc=$CONC successful=$ok failed=$failed calls_per_s=$rate payee_cpu_us_per_call=$cpu randpay_process_cpu_us_per_call=$mcpu payer_cpu_us_per_call=$pcpu node_cpu_us_per_call=$dcpu"
   RATE[$mode]=$rate
-  if [ "$mode" = randpay ]; then
+  if [ "$mode" != plain ]; then
     ledger_calls=$(kamcmd -s "unix:$WORK/payee-$mode/ctl" randpay.ledger | grep -c "call_id:" || true)
     echo "# payee ledger lists $ledger_calls recent call(s) (randpay.ledger shows the last 50)" >&2
   fi
   stop_kams
 done
+
+awk -v a="${RATE[randpay]:-0}" -v b="${RATE[plain]:-0}" -v c="${RATE[402]:-0}" 'BEGIN {
+  printf "\n%s: payee with randpay_require %.1f calls/s, without %.1f calls/s: ratio %.2fx (goal >= 0.80x)\n", "'$NAME'", a, b, (b > 0 ? a / b : 0)
+  if (c > 0) printf "%s: metered the 402 way (no side channel) %.1f calls/s: ratio %.2fx\n", "'$NAME'", c, (b > 0 ? c / b : 0)
+}'
 
 [ "${HOLD:-1}" = 1 ] || exit 0
 # Node calls per metered call-minute.
@@ -169,8 +183,7 @@ stop_kams
 minutes=$(awk -v n="${held_ok:-0}" -v s="$HOLD_SECS" 'BEGIN { printf "%.2f", n * s / 60 }')
 echo "RESULT $NAME mode=hold calls=$HOLD_CALLS held_ok=$held_ok secs=$HOLD_SECS interval=20 call_minutes=$minutes node_rpc=$((all1 - all0)) randpay_rpc=$((rp1 - rp0))"
 
-awk -v a="${RATE[randpay]}" -v b="${RATE[plain]}" -v all=$((all1 - all0)) -v m="$minutes" 'BEGIN {
-  printf "\n%s: payee with randpay_require %.1f calls/s, without %.1f calls/s: ratio %.2fx (goal >= 0.80x)\n", "'$NAME'", a, b, (b > 0 ? a / b : 0)
+awk -v all=$((all1 - all0)) -v m="$minutes" 'BEGIN {
   if (m > 0) printf "%s: %.1f node RPC calls per metered call-minute at a 20 s interval: 3 per interval (mkchap, mktx, accept), nothing else\n", "'$NAME'", all / m
 }'
 echo "# logs: $WORK" >&2

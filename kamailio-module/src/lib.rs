@@ -114,6 +114,8 @@ setters! {
     p_randpay_max_ticket => "randpay_max_ticket",
     p_randpay_side_channel => "randpay_side_channel",
     p_randpay_side_peers => "randpay_side_peers",
+    p_randpay_payee_url => "randpay_payee_url",
+    p_randpay_side_timeout_ms => "randpay_side_timeout_ms",
 }
 
 const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> param_export_t {
@@ -123,7 +125,7 @@ const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> para
 const S: c_uint = PARAM_STRING;
 const I: c_uint = PARAM_INT;
 
-static PARAMS: Ffi<[param_export_t; 34]> = Ffi([
+static PARAMS: Ffi<[param_export_t; 37]> = Ffi([
     param(c"node_url", S, p_node_url),
     param(c"emercoin_conf", S, p_emercoin_conf),
     param(c"rpc_user", S, p_rpc_user),
@@ -158,6 +160,9 @@ static PARAMS: Ffi<[param_export_t; 34]> = Ffi([
     param(c"randpay_max_ticket", S, p_randpay_max_ticket),
     param(c"randpay_side_channel", S, p_randpay_side_channel),
     param(c"randpay_side_peers", S, p_randpay_side_peers),
+    param(c"randpay_payee_url", S, p_randpay_payee_url),
+    param(c"randpay_side_timeout_ms", I, p_randpay_side_timeout_ms),
+    param(c"randpay_side_timeout_ms", S, p_randpay_side_timeout_ms),
     param_export_t { name: ptr::null(), type_: 0, param_pointer: ptr::null_mut() },
 ]);
 
@@ -222,12 +227,16 @@ static DOC_RP_CALLS: Ffi<[*const c_char; 2]> = Ffi([c"RANDPAY calls in progress:
 static DOC_RP_LEDGER: Ffi<[*const c_char; 2]> =
     Ffi([c"RANDPAY ledger: randpay.ledger [call-id] (default: the 50 most recent calls)".as_ptr(), ptr::null()]);
 
-static RPC: Ffi<[rpc_export_t; 6]> = Ffi([
+static DOC_RP_STOP: Ffi<[*const c_char; 2]> =
+    Ffi([c"Payer: pay nothing more for a call (randpay.stop <call-id>) or for any call until restart (randpay.stop all)".as_ptr(), ptr::null()]);
+
+static RPC: Ffi<[rpc_export_t; 7]> = Ffi([
     rpc_export_t { name: c"privateness.status".as_ptr(), function: Some(rpc::rpc_status), doc_str: DOC_STATUS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.lookup".as_ptr(), function: Some(rpc::rpc_lookup), doc_str: DOC_LOOKUP.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.cache_flush".as_ptr(), function: Some(rpc::rpc_cache_flush), doc_str: DOC_FLUSH.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"randpay.calls".as_ptr(), function: Some(rpc::rpc_randpay_calls), doc_str: DOC_RP_CALLS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"randpay.ledger".as_ptr(), function: Some(rpc::rpc_randpay_ledger), doc_str: DOC_RP_LEDGER.0.as_ptr(), flags: 0 },
+    rpc_export_t { name: c"randpay.stop".as_ptr(), function: Some(rpc::rpc_randpay_stop), doc_str: DOC_RP_STOP.0.as_ptr(), flags: 0 },
     rpc_export_t { name: ptr::null(), function: None, doc_str: ptr::null(), flags: 0 },
 ]);
 

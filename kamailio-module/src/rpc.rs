@@ -190,6 +190,12 @@ pub unsafe extern "C" fn rpc_randpay_calls(rpc: *mut rpc_t, ctx: *mut c_void) {
                     r.str("call_id", &c.call_id);
                     r.str("role", &role);
                     r.str("number", &c.number);
+                    if role == "payer" {
+                        // Calls the payer pays on a side channel.
+                        r.str("payee_url", &c.tariff);
+                        r.num("tickets", u64::from(c.paid_intervals));
+                        continue;
+                    }
                     r.str("tariff", &c.tariff);
                     r.num("paid_intervals", u64::from(c.paid_intervals));
                     match c.answered_secs {
@@ -197,6 +203,28 @@ pub unsafe extern "C" fn rpc_randpay_calls(rpc: *mut rpc_t, ctx: *mut c_void) {
                         None => r.str("answered_secs", "ringing"),
                     }
                 }
+            }
+            Ok(other) => fault(rpc, ctx, 500, &format!("unexpected answer {other:?}")),
+            Err(e) => fault(rpc, ctx, 500, &e),
+        }
+    })
+}
+
+/// `randpay.stop <call-id>|all`: the payer pays nothing more for that call
+/// (or any call, until restart); the payee then ends it at its deadline.
+pub unsafe extern "C" fn rpc_randpay_stop(rpc: *mut rpc_t, ctx: *mut c_void) {
+    fence("randpay.stop", (), || unsafe {
+        let rpc = &*rpc;
+        let mut arg: *mut c_char = std::ptr::null_mut();
+        let given = rpc.scan.is_some_and(|scan| scan(ctx, c"s".as_ptr(), &mut arg as *mut *mut c_char) == 1) && !arg.is_null();
+        let call_id = if given { std::ffi::CStr::from_ptr(arg).to_string_lossy().trim().to_owned() } else { String::new() };
+        if call_id.is_empty() {
+            return fault(rpc, ctx, 400, "usage: randpay.stop <call-id> | all");
+        }
+        match randpay_ask(&crate::randpay::ipc::Request::Stop { call_id: call_id.clone() }) {
+            Ok(crate::randpay::ipc::Reply::Done) => {
+                let Some(r) = Reply::new(rpc, ctx) else { return };
+                r.str("stopped", &call_id);
             }
             Ok(other) => fault(rpc, ctx, 500, &format!("unexpected answer {other:?}")),
             Err(e) => fault(rpc, ctx, 500, &e),

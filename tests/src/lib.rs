@@ -275,7 +275,7 @@ impl KamailioPbx {
         fields(&self.kamcmd(&["randpay.ledger", &format!("s:{call_id}")]))
     }
 
-    /// `randpay.calls`: paid intervals by Call-ID.
+    /// `randpay.calls`: paid intervals (payee) or tickets sent on a side channel (payer) by Call-ID.
     pub fn paid_intervals(&self) -> std::collections::HashMap<String, u32> {
         let text = self.kamcmd(&["randpay.calls"]);
         let mut out = std::collections::HashMap::new();
@@ -283,7 +283,7 @@ impl KamailioPbx {
         for (k, v) in text.lines().filter_map(|l| l.trim().split_once(": ")) {
             match k {
                 "call_id" => id = Some(v.to_owned()),
-                "paid_intervals" => {
+                "paid_intervals" | "tickets" => {
                     if let Some(id) = id.take() {
                         out.insert(id, v.parse().unwrap());
                     }

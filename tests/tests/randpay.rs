@@ -289,9 +289,9 @@ async fn the_side_channel_carries_challenges_and_tickets() {
     let payee = Arc::new(Payee::new(
         payee_node,
         Ledger::open(&dir.path().join("payee.db")).unwrap(),
-        TariffTable::new(vec![Tariff::new("+49", "0.01", 5, 30, 5).unwrap()]),
+        TariffTable::new(vec![Tariff::new("+49", "0.01", 5, 30, 5).unwrap(), Tariff::new("+44", "0.02", 5, 30, 5).unwrap()]),
     ));
-    let payer = Payer::new(payer_node, Ledger::open(&dir.path().join("payer.db")).unwrap(), policy());
+    let payer = Arc::new(Payer::new(payer_node, Ledger::open(&dir.path().join("payer.db")).unwrap(), policy()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -326,6 +326,16 @@ async fn the_side_channel_carries_challenges_and_tickets() {
     assert!(matches!(side.challenge("other", Some("+15551234567")).await, Err(SideError::Refused { status: 403, .. })));
     assert!(matches!(side.challenge("other", None).await, Err(SideError::Refused { status: 404, .. })));
 
+    // A call priced on the side channel as one number cannot be placed to a dearer one.
+    let cheap = "priced-as-berlin@payer";
+    let ch = side.challenge(cheap, Some("+4930123456")).await.unwrap().expect("a challenge");
+    let tk = payer.pay(cheap, "+4930123456", &ch).await.unwrap();
+    match payee.invite(cheap, "+442079460000", Some(&tk)).await {
+        InviteDecision::Refuse(403, why) => assert!(why.contains("Does Not Match"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(payee.invite(cheap, "+4930999", Some(&tk)).await, InviteDecision::Proceed, "same tariff, other number: fine");
+
     // Only trunk peers are served.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed = listener.local_addr().unwrap();
@@ -333,6 +343,39 @@ async fn the_side_channel_carries_challenges_and_tickets() {
     tokio::spawn(side_channel::serve(listener, payee.clone(), vec!["10.9.9.9".parse().unwrap()], stopped2));
     let stranger = SideChannel::new(&format!("http://{closed}"), Duration::from_secs(2));
     assert!(matches!(stranger.challenge(call, None).await, Err(SideError::Transport { .. })), "a stranger gets no answer");
+
+    // The core side payer (both modules' payers): the first ticket for the
+    // INVITE, then each next challenge fetched and paid on its schedule.
+    use ness_core::randpay::side_payer::{HandOver, SidePayer};
+    let sp = Arc::new(SidePayer::new(payer.clone(), Duration::from_secs(3)));
+    let call = "side-payer@kamailio-payer";
+    let base = format!("http://{addr}");
+    let tk = sp.pay_first(call, "+4930123456", &base, "", HandOver::InInvite).await.unwrap().expect("a ticket");
+    assert!(tk.starts_with("seq=0;"), "{tk}");
+    assert_eq!(payee.calls(std::time::Instant::now()).iter().find(|c| c.call_id == call).unwrap().paid_intervals, 0, "in the INVITE, not posted");
+    assert_eq!(payee.invite(call, "+4930123456", Some(&tk)).await, InviteDecision::Proceed);
+    let t0 = std::time::Instant::now();
+    assert!(payee.answered(call, t0));
+    assert!(payee.tick(t0 + Duration::from_secs(23)).await.iter().any(|a| matches!(a, PayeeAction::SendChallenge { call_id, .. } if call_id == call)));
+    sp.tick(t0 + Duration::from_secs(60));
+    let mut waited = 0;
+    while sp.tickets(call) != Some(2) {
+        assert!(waited < 100, "the side payer did not pay interval 1: {:?}", sp.calls());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert_eq!(payee.calls(t0).iter().find(|c| c.call_id == call).unwrap().paid_intervals, 2);
+    assert_eq!(sp.calls()[0].url, base);
+    // The payee ends the call: the next poll finds it forgotten and stops.
+    payee.ended(call, "unpaid");
+    sp.tick(t0 + Duration::from_secs(120));
+    let mut waited = 0;
+    while sp.knows(call) {
+        assert!(waited < 100, "the side payer kept a call the payee forgot");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(matches!(sp.pay_first("x", "+4930123456", "http://127.0.0.1:1", "", HandOver::Post).await, Err(ness_core::randpay::side_payer::PayFailure::Side(_))));
 
     stop.send(true).unwrap();
     server.await.unwrap();

@@ -10,6 +10,11 @@
 //! change no ledger row; a payee restart mid-call keeps every ledger row and
 //! closes the interrupted call as `restart`.
 //!
+//! The second test runs the same calls the side-channel way: the payer has
+//! `randpay_payee_url`, pays the first interval before the INVITE leaves (the
+//! ticket rides in it: no 402) and polls the payee's HTTP side channel for the
+//! next challenges.
+//!
 //! Tariff: 0.01 EMC/min, risk 2, interval 10 s, grace 3 s — short intervals so
 //! a call sees several in half a minute.
 
@@ -26,6 +31,10 @@ const GRACE: f64 = 3.0;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn free_udp_port() -> u16 {
@@ -101,7 +110,7 @@ fn tickets_flow_every_interval_and_unpaid_calls_are_cut_on_both_legs() {
     let paid = payee.paid_intervals();
     assert_eq!(paid.get(held), Some(&2), "12 s into the call: {paid:?}\n{}", payee.log());
     assert_eq!(paid.get(cut), Some(&2), "12 s into the call: {paid:?}");
-    assert!(payer.kamcmd(&["htable.sets", "randpay_stop", cut, "1"]).contains("Ok"));
+    assert!(payer.kamcmd(&["randpay.stop", cut]).contains(cut), "randpay.stop");
     let stopped_at = started.elapsed().as_secs_f64();
 
     let status = held_call.wait_exit(Duration::from_secs(40)).expect("the paid call did not end");
@@ -158,6 +167,71 @@ fn tickets_flow_every_interval_and_unpaid_calls_are_cut_on_both_legs() {
     call.kill();
 
     let logs = payee.log() + &payer.log();
+    assert!(!logs.contains("panic"), "a panic was logged:\n{logs}");
+    callee.kill();
+    devnet.kill();
+}
+
+#[test]
+fn a_side_channel_payer_pays_before_the_invite_and_polls_for_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut devnet, url) = devnet();
+    let (callee_port, payee_port, payer_port, side_port) = (free_udp_port(), free_udp_port(), free_udp_port(), free_tcp_port());
+    let callee_trace = dir.path().join("callee.trace");
+    let mut callee = Proc::start(require_tool("sipp", "sip-tester"), &[
+        "-sf", repo().join("tests/sipp/uas_answer.xml").to_str().unwrap(), "-i", "127.0.0.1", "-p", &callee_port.to_string(),
+        "-nostdin", "-trace_msg", "-message_file", callee_trace.to_str().unwrap(),
+    ], &[]);
+    let payee_defines = [
+        format!("TARGET=\"sip:127.0.0.1:{callee_port}\""),
+        format!("TARIFF=\"{TARIFF}\""),
+        format!("SIDE_CHANNEL=\"127.0.0.1:{side_port}\""),
+        "SIDE_PEERS=\"127.0.0.1\"".to_owned(),
+    ];
+    let mut payee = Pbx::start("randpay-payee.cfg", "payee", payee_port, (&url, USER, PASSWORD), dir.path(), &payee_defines);
+    let mut payer = Pbx::start("randpay-payer.cfg", "payer", payer_port, (&url, USER, PASSWORD), dir.path(), &[
+        format!("PAYEE=\"sip:127.0.0.1:{payee_port}\""),
+        format!("PAYEE_URL=\"http://127.0.0.1:{side_port}\""),
+    ]);
+
+    let (held, cut) = ("side-held@127.0.0.1", "side-cut@127.0.0.1");
+    let (held_trace, cut_trace) = (dir.path().join("held.trace"), dir.path().join("cut.trace"));
+    let started = Instant::now();
+    let mut held_call = caller("uac_hold.xml", payer_port, held, &held_trace, &["-d", "24000"]);
+    let mut cut_call = caller("uac_until_bye.xml", payer_port, cut, &cut_trace, &[]);
+
+    // Both intervals paid 12 s in, on both sides; the payer lists them as side-channel calls.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(started.elapsed()));
+    let paid = payee.paid_intervals();
+    assert_eq!((paid.get(held), paid.get(cut)), (Some(&2), Some(&2)), "12 s into the calls: {paid:?}\n{}", payee.log());
+    let sent = payer.paid_intervals();
+    assert_eq!((sent.get(held), sent.get(cut)), (Some(&2), Some(&2)), "the payer's side-channel calls: {sent:?}");
+    assert!(payer.kamcmd(&["randpay.stop", cut]).contains(cut), "randpay.stop");
+    let stopped_at = started.elapsed().as_secs_f64();
+
+    let status = held_call.wait_exit(Duration::from_secs(40)).expect("the paid call did not end");
+    assert!(status.success(), "the paid call was cut or failed: {}", std::fs::read_to_string(&held_trace).unwrap_or_default());
+    let status = cut_call.wait_exit(Duration::from_secs(40)).expect("the unpaid call was never cut");
+    let cut_after = started.elapsed().as_secs_f64();
+    assert!(status.success(), "the unpaid call did not end with a BYE: {}", std::fs::read_to_string(&cut_trace).unwrap_or_default());
+    assert!(cut_after >= 2.0 * INTERVAL + GRACE - 0.5, "cut too early, at {cut_after:.1} s");
+    assert!(cut_after - stopped_at <= INTERVAL + GRACE + 1.5, "cut {:.1} s after the payer stopped", cut_after - stopped_at);
+    let callee_side = std::fs::read_to_string(&callee_trace).unwrap();
+    assert!(callee_side.contains("RANDPAY interval 2 unpaid"), "the callee leg got no BYE with the reason:\n{callee_side}");
+
+    // The INVITEs carried the ticket: the payee never answered 402, never sent an INFO.
+    let logs = payee.log() + &payer.log();
+    for text in [&std::fs::read_to_string(&held_trace).unwrap(), &std::fs::read_to_string(&cut_trace).unwrap(), &callee_side] {
+        assert!(!text.contains("INFO sip:") && !text.contains("Randpay-Challenge"), "a challenge reached a phone:\n{text}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let l = payee.ledger(held);
+    assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("3", "bye"), "{l:?}");
+    assert_eq!(payer.ledger(held)["tickets"], "3");
+    let l = payee.ledger(cut);
+    assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("2", "unpaid"), "{l:?}");
+    assert_eq!(payer.ledger(cut)["end_reason"], "stopped");
+    assert!(payer.paid_intervals().is_empty(), "the payer still pays: {:?}", payer.paid_intervals());
     assert!(!logs.contains("panic"), "a panic was logged:\n{logs}");
     callee.kill();
     devnet.kill();

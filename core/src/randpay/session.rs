@@ -152,7 +152,19 @@ impl Payee {
         };
         {
             let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-            if !calls.contains_key(call_id) {
+            if let Some(c) = calls.get(call_id) {
+                // A call started on the side channel was priced by the number its payer
+                // gave there: the INVITE's own number must cost the same.
+                if c.meter.tariff != tariff {
+                    tracing::warn!(
+                        "randpay: {call_id}: the INVITE's number {number} is priced by tariff {} but the call was started (and priced) as {} by tariff {}",
+                        tariff.prefix,
+                        c.number,
+                        c.meter.tariff.prefix
+                    );
+                    return InviteDecision::Refuse(403, "Number Does Not Match The Priced Call".into());
+                }
+            } else {
                 match self.ledger(|l| l.ended(call_id)) {
                     Ok(false) => {}
                     // A replay of an old call's INVITE: its rows stay as they are.

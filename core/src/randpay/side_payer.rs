@@ -169,10 +169,9 @@ impl SidePayer {
         let mut calls = lock(&self.calls);
         match outcome {
             Poll::Forgotten(why) => {
+                // The ledger row is ended by the host when its side of the call ends.
                 tracing::warn!("randpay: {call_id}: the payee no longer meters this call ({why}); stop paying");
                 calls.remove(call_id);
-                drop(calls);
-                self.payer.ended(call_id, "forgotten");
             }
             other => {
                 if let Poll::Failed(why) = &other {

@@ -34,6 +34,11 @@ pub enum Request {
     Ticket { call_id: String, ticket: String },
     /// Payer: a `Randpay-Challenge` to pay.
     Pay { call_id: String, number: String, challenge: String },
+    /// Payer with `randpay_payee_url`: fetch and pay the first challenge on the
+    /// payee's side channel before the INVITE leaves, and keep paying there.
+    PayFirst { call_id: String, number: String },
+    /// RPC `randpay.stop`: the payer pays nothing more for this call (`all`: any).
+    Stop { call_id: String },
     /// RPC `randpay.calls`.
     Calls,
     /// RPC `randpay.ledger`: one call, or the most recent ones.
@@ -51,7 +56,7 @@ pub enum Reply {
     Proceed { backstop_secs: u32 },
     /// Reply with this code and reason.
     Refuse { code: u16, reason: String },
-    /// Answer with this `Randpay-Ticket` value.
+    /// Answer with (or, for PayFirst, add to the INVITE) this `Randpay-Ticket` value.
     Ticket { header: String },
     Done,
     Calls { role: String, calls: Vec<CallView> },

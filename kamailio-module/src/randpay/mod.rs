@@ -71,6 +71,9 @@ pub fn init() -> Result<(), String> {
         }
         *SIDE_CHANNEL.lock().unwrap_or_else(|p| p.into_inner()) = Some(ness_core::randpay::side_channel::listen_setting(&listen, &peers)?);
     }
+    if settings.payee_url.is_some() && settings.role != RandpayRole::Payer {
+        return Err("randpay_payee_url is for a payer (randpay_role payer)".into());
+    }
     if let Some(dir) = settings.ledger.parent()
         && !dir.as_os_str().is_empty()
         && !dir.is_dir()

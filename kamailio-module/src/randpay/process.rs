@@ -4,7 +4,9 @@
 //! ledger). It answers the other processes over ipc.rs, runs the payee's
 //! schedule every second — an in-dialog INFO with the next challenge to the
 //! caller leg, BYE on both legs when a ticket is late — and serves the HTTP side
-//! channel for Asterisk peers when configured.
+//! channel when configured. A payer with `randpay_payee_url` pays the first
+//! interval on the payee's side channel before the INVITE leaves and then polls
+//! it for the next challenges (core `SidePayer`), every second.
 //!
 //! The core calls `slice()` in a loop. Each call drives a current-thread tokio
 //! runtime (built here, after the fork) for a fraction of a second, so every
@@ -18,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use ness_core::nvs::NvsClient;
 use ness_core::randpay::session::{InviteDecision, PayeeAction};
+use ness_core::randpay::session::CallView;
 use ness_core::randpay::side_channel;
+use ness_core::randpay::side_payer::{HandOver, SidePayer};
 use ness_core::randpay::{Ledger, Payee, Payer, RandpayRole, Tariff};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -35,7 +39,8 @@ const BACKSTOP_SLACK: u32 = 30;
 
 enum Role {
     Payee(Arc<Payee>),
-    Payer(Arc<Payer>),
+    /// The core payer, wrapped with what it pays over a side channel.
+    Payer(Arc<SidePayer>),
 }
 
 /// What the process knows besides the core's state.
@@ -48,6 +53,17 @@ struct State {
     side_calls: Mutex<HashSet<String>>,
     /// Calls whose INVITE reached randpay_require.
     sip_seen: Mutex<HashSet<String>>,
+    /// Payer: `randpay_payee_url`.
+    payee_url: Option<String>,
+    /// Payer: calls stopped with `randpay.stop` (the key `all`: every call).
+    stopped: Mutex<HashSet<String>>,
+}
+
+impl State {
+    fn is_stopped(&self, call_id: &str) -> bool {
+        let s = lock(&self.stopped);
+        s.contains(call_id) || s.contains("all")
+    }
 }
 
 impl State {
@@ -93,16 +109,28 @@ impl Meter {
         }
         let role = match settings.role {
             RandpayRole::Payee => Role::Payee(Arc::new(Payee::new(client, ledger, settings.tariff_table()))),
-            RandpayRole::Payer => Role::Payer(Arc::new(Payer::new(client, ledger, settings.policy.clone()))),
+            RandpayRole::Payer => {
+                Role::Payer(Arc::new(SidePayer::new(Arc::new(Payer::new(client, ledger, settings.policy.clone())), settings.side_timeout)))
+            }
             RandpayRole::Off => return Err("randpay_role is off".into()),
         };
-        let state = Arc::new(State { role, dialogs: Mutex::new(HashMap::new()), side_calls: Mutex::new(HashSet::new()), sip_seen: Mutex::new(HashSet::new()) });
+        let state = Arc::new(State {
+            role,
+            dialogs: Mutex::new(HashMap::new()),
+            side_calls: Mutex::new(HashSet::new()),
+            sip_seen: Mutex::new(HashSet::new()),
+            payee_url: settings.payee_url.clone(),
+            stopped: Mutex::new(HashSet::new()),
+        });
         let listener = std::os::unix::net::UnixListener::bind_addr(&ipc::address().map_err(|e| e.to_string())?)
             .map_err(|e| format!("cannot open the RANDPAY socket: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let listener = UnixListener::from_std(listener).map_err(|e| e.to_string())?;
         tokio::spawn(serve_ipc(listener, state.clone()));
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        if let Role::Payer(payer) = &state.role {
+            tokio::spawn(pay_schedule(payer.clone()));
+        }
         if let Role::Payee(payee) = &state.role {
             tokio::spawn(schedule(state.clone()));
             if let Some((addr, peers)) = side {
@@ -247,19 +275,54 @@ async fn handle(state: &Arc<State>, req: Request) -> Reply {
             });
             Reply::Done
         }
-        (Role::Payer(p), Request::Pay { call_id, number, challenge }) => match p.pay(&call_id, &number, &challenge).await {
+        (Role::Payer(_), Request::Pay { call_id, .. } | Request::PayFirst { call_id, .. }) if state.is_stopped(&call_id) => {
+            Reply::Error { message: "payments stopped with randpay.stop".into() }
+        }
+        (Role::Payer(p), Request::Stop { call_id }) => {
+            knotice!("randpay: {call_id}: no more payments (randpay.stop)");
+            if call_id != "all" {
+                p.ended(&call_id, "stopped");
+            } else {
+                for c in p.calls() {
+                    p.ended(&c.call_id, "stopped");
+                }
+            }
+            lock(&state.stopped).insert(call_id);
+            Reply::Done
+        }
+        (Role::Payer(p), Request::Pay { call_id, number, challenge }) => match p.payer().pay(&call_id, &number, &challenge).await {
             Ok(header) => Reply::Ticket { header },
             Err(e) => Reply::Error { message: e.to_string() },
         },
+        (Role::Payer(p), Request::PayFirst { call_id, number }) => {
+            let Some(url) = &state.payee_url else {
+                return Reply::Error { message: "randpay_payee_url is not set".into() };
+            };
+            match p.pay_first(&call_id, &number, url, "", HandOver::InInvite).await {
+                Ok(Some(header)) => Reply::Ticket { header },
+                Ok(None) => Reply::Done,
+                Err(e) => Reply::Error { message: e.to_string() },
+            }
+        }
         (Role::Payer(p), Request::Ended { call_id, reason }) => {
             p.ended(&call_id, &reason);
+            lock(&state.stopped).remove(&call_id);
             Reply::Done
         }
         (Role::Payee(p), Request::Calls) => Reply::Calls { role: "payee".into(), calls: p.calls(now) },
-        (Role::Payer(_), Request::Calls) => Reply::Calls { role: "payer".into(), calls: Vec::new() },
+        (Role::Payer(p), Request::Calls) => Reply::Calls {
+            role: "payer".into(),
+            // Calls paid on a side channel (INFO-paid calls are listed by the ledger).
+            calls: p
+                .calls()
+                .into_iter()
+                .map(|c| CallView { call_id: c.call_id, number: c.number, tariff: c.url, paid_intervals: c.tickets, answered_secs: None })
+                .collect(),
+        },
         (Role::Payee(p), Request::Ledger { call_id, limit }) => ledger_reply(p.ledger_calls(call_id.as_deref(), limit)),
-        (Role::Payer(p), Request::Ledger { call_id, limit }) => ledger_reply(p.ledger_calls(call_id.as_deref(), limit)),
-        (Role::Payee(_), Request::Pay { .. }) => Reply::Error { message: "randpay_pay needs randpay_role payer".into() },
+        (Role::Payer(p), Request::Ledger { call_id, limit }) => ledger_reply(p.payer().ledger_calls(call_id.as_deref(), limit)),
+        (Role::Payee(_), Request::Stop { .. }) => Reply::Error { message: "randpay.stop is for a payer (randpay_role payer)".into() },
+        (Role::Payee(_), Request::Pay { .. } | Request::PayFirst { .. }) => Reply::Error { message: "randpay_pay needs randpay_role payer".into() },
         (Role::Payer(_), _) => Reply::Error { message: "this needs randpay_role payee".into() },
     }
 }
@@ -268,6 +331,16 @@ fn ledger_reply(r: Result<Vec<ness_core::randpay::ledger::CallSummary>, ness_cor
     match r {
         Ok(calls) => Reply::Ledger { calls },
         Err(e) => Reply::Error { message: e.to_string() },
+    }
+}
+
+/// The side-channel payer's schedule: every second, ask the payees of the calls due.
+async fn pay_schedule(payer: Arc<SidePayer>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        payer.tick(Instant::now());
     }
 }
 

@@ -6,7 +6,7 @@
 //! | code | `randpay_require` (payee) | `randpay_pay` (payer) |
 //! |---|---|---|
 //! | 1 | paid: relay the INVITE | ticket attached (relay it), INFO answered, or end noted |
-//! | -1 | 402 sent with a challenge | nothing to pay here |
+//! | -1 | 402 sent with a challenge | nothing to pay here (relay as is); in failure_route: the call failed, end noted |
 //! | -2 | refused, reply sent (403 no tariff, 503 node or ledger down) | refused to pay (policy, wallet, node) |
 //! | -3 | module error (wrong role, not an INVITE, no dialog) | module error |
 
@@ -37,10 +37,12 @@ struct Pvs {
     method: PvSpec,
     ruri: PvSpec,
     ruri_user: PvSpec,
+    to_tag: PvSpec,
     ticket: PvSpec,
     challenge: PvSpec,
-    /// Payer only: the challenge in the 402 (tmx.so).
+    /// Payer only: the challenge in the 402, and the reply's code (tmx.so).
     reply_challenge: Option<PvSpec>,
+    reply_code: Option<PvSpec>,
 }
 
 // SAFETY: see PvSpec.
@@ -48,22 +50,25 @@ static PVS: OnceLock<Pvs> = OnceLock::new();
 
 pub fn resolve_pvs(role: RandpayRole) -> Result<(), String> {
     let pv = |name: &str| PvSpec::resolve(name).ok_or_else(|| format!("randpay: cannot resolve {name}: loadmodule \"pv.so\" is needed"));
-    let reply_challenge = if role == RandpayRole::Payer {
-        Some(
-            PvSpec::resolve("$T_rpl($hdr(Randpay-Challenge))")
-                .ok_or("randpay: cannot resolve $T_rpl(...): a payer needs loadmodule \"tmx.so\"")?,
-        )
-    } else {
-        None
+    let tmx = |name: &str| {
+        if role == RandpayRole::Payer {
+            PvSpec::resolve(name).map(Some).ok_or_else(|| format!("randpay: cannot resolve {name}: a payer needs loadmodule \"tmx.so\""))
+        } else {
+            Ok(None)
+        }
     };
+    let reply_challenge = tmx("$T_rpl($hdr(Randpay-Challenge))")?;
+    let reply_code = tmx("$T_reply_code")?;
     let _ = PVS.set(Pvs {
         call_id: pv("$ci")?,
         method: pv("$rm")?,
         ruri: pv("$ru")?,
         ruri_user: pv("$rU")?,
+        to_tag: pv("$tt")?,
         ticket: pv("$hdr(Randpay-Ticket)")?,
         challenge: pv("$hdr(Randpay-Challenge)")?,
         reply_challenge,
+        reply_code,
     });
     Ok(())
 }
@@ -175,9 +180,51 @@ fn ticket_for(call_id: &str, number: &str, challenge: &str) -> Result<String, St
     }
 }
 
+/// With `randpay_payee_url`: pay the first interval of an initial INVITE on the
+/// payee's side channel and attach the ticket (the RANDPAY process then keeps
+/// paying there).
+///
+/// # Safety
+/// `msg` is the current request.
+unsafe fn pay_first(msg: *mut sip_msg, call_id: String, number: String) -> c_int {
+    let req = Request::PayFirst { call_id: call_id.clone(), number };
+    // GET on the side channel, mktx, each with its own deadline.
+    let deadline = node_deadline() + side_timeout();
+    match ipc::call(&req, deadline) {
+        Ok(Reply::Ticket { header }) => {
+            // SAFETY: append_header adds a lump to the current request.
+            if unsafe { dialog::append_header(msg, &format!("Randpay-Ticket: {header}")) } {
+                kdbg!("randpay_pay: {call_id}: paid the first interval on the side channel");
+                PAID
+            } else {
+                kerr!("randpay_pay: cannot add the Randpay-Ticket header");
+                MODULE_ERROR
+            }
+        }
+        Ok(Reply::Done) => NOTHING,
+        Ok(Reply::Error { message }) => {
+            knotice!("randpay_pay: {call_id}: not paying: {message}");
+            REFUSED
+        }
+        Ok(other) => {
+            kerr!("randpay_pay: unexpected answer {other:?}");
+            MODULE_ERROR
+        }
+        Err(e) => {
+            knotice!("randpay_pay: {call_id}: {e}");
+            REFUSED
+        }
+    }
+}
+
+fn side_timeout() -> Duration {
+    super::RANDPAY.lock().unwrap_or_else(|p| p.into_inner()).side_timeout
+}
+
 /// `randpay_pay()`: in failure_route after a 402, attach the ticket to the
-/// retried INVITE; in request_route, answer an INFO carrying a challenge, or
-/// note the end of a call on BYE.
+/// retried INVITE (after any other failure, note the call's end); in request_route, pay an initial INVITE's first interval on
+/// the side channel (`randpay_payee_url`), answer an INFO carrying a challenge,
+/// or note the end of a call on BYE.
 ///
 /// # Safety
 /// `msg` is the message of the current script function.
@@ -192,7 +239,11 @@ unsafe fn pay(msg: *mut sip_msg) -> c_int {
     let number = unsafe { text(msg, pvs.ruri_user) }.unwrap_or_default();
     let route = dialog::current_route();
     if route & FAILURE_ROUTE != 0 {
-        let Some(challenge) = pvs.reply_challenge.and_then(|pv| unsafe { text(msg, pv) }) else {
+        let code = pvs.reply_code.and_then(|pv| unsafe { text(msg, pv) }).unwrap_or_default();
+        let challenge = pvs.reply_challenge.and_then(|pv| unsafe { text(msg, pv) });
+        let Some(challenge) = challenge.filter(|_| code == "402") else {
+            // Failed or canceled: the call ends here (the side channel's polling too).
+            notify(Request::Ended { call_id, reason: format!("failed {code}").trim().to_owned() });
             return NOTHING;
         };
         return match ticket_for(&call_id, &number, &challenge) {
@@ -219,6 +270,16 @@ unsafe fn pay(msg: *mut sip_msg) -> c_int {
         return MODULE_ERROR;
     }
     match unsafe { text(msg, pvs.method) }.as_deref() {
+        Some("INVITE") if unsafe { text(msg, pvs.to_tag) }.is_none() => {
+            if super::RANDPAY.lock().unwrap_or_else(|p| p.into_inner()).payee_url.is_none() {
+                return NOTHING; // paid in failure_route when the payee answers 402
+            }
+            let Some(number) = e164(&number) else {
+                knotice!("randpay_pay: {call_id}: {number:?} is not an E.164 number; not paying");
+                return REFUSED;
+            };
+            unsafe { pay_first(msg, call_id, number) }
+        }
         Some("INFO") => {
             let Some(challenge) = (unsafe { text(msg, pvs.challenge) }) else { return NOTHING };
             match ticket_for(&call_id, &number, &challenge) {
