@@ -73,6 +73,15 @@ pub fn now_ms() -> i64 {
 }
 
 impl Ledger {
+    /// Run a statement, parsed once per connection (the statement cache).
+    fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize, rusqlite::Error> {
+        self.db.prepare_cached(sql)?.execute(p)
+    }
+
+    fn row<T>(&self, sql: &str, p: impl rusqlite::Params, f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Result<T, rusqlite::Error> {
+        self.db.prepare_cached(sql)?.query_row(p, f)
+    }
+
     /// Open (or create, mode 0600) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         let err = |source| LedgerError::Open { path: path.display().to_string(), source };
@@ -99,14 +108,15 @@ impl Ledger {
                call_id TEXT NOT NULL, seq INTEGER NOT NULL, chap TEXT NOT NULL,
                issued INTEGER NOT NULL, ticket TEXT, received INTEGER,
                won INTEGER, amount INTEGER, expected INTEGER, risk INTEGER, outcome TEXT,
-               PRIMARY KEY (call_id, seq));",
+               PRIMARY KEY (call_id, seq));
+             CREATE INDEX IF NOT EXISTS calls_by_start ON calls (started);",
         )
         .map_err(err)?;
         Ok(Ledger { db })
     }
 
     pub fn begin_call(&self, call_id: &str, role: Role, number: &str, tariff: &Tariff) -> Result<(), LedgerError> {
-        self.db.execute(
+        self.exec(
             "INSERT OR IGNORE INTO calls (call_id, role, number, tariff, price, risk, interval, grace, started)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -125,13 +135,13 @@ impl Ledger {
     }
 
     pub fn answered(&self, call_id: &str) -> Result<(), LedgerError> {
-        self.db.execute("UPDATE calls SET answered = ?2 WHERE call_id = ?1 AND answered IS NULL", params![call_id, now_ms()])?;
+        self.exec("UPDATE calls SET answered = ?2 WHERE call_id = ?1 AND answered IS NULL", params![call_id, now_ms()])?;
         Ok(())
     }
 
     /// End a call (first reason wins).
     pub fn end_call(&self, call_id: &str, reason: &str) -> Result<(), LedgerError> {
-        self.db.execute(
+        self.exec(
             "UPDATE calls SET ended = ?2, end_reason = ?3 WHERE call_id = ?1 AND ended IS NULL",
             params![call_id, now_ms(), reason],
         )?;
@@ -140,21 +150,19 @@ impl Ledger {
 
     /// Has this Call-ID been used by a call that ended? (It must not be reused.)
     pub fn ended(&self, call_id: &str) -> Result<bool, LedgerError> {
-        Ok(self
-            .db
-            .query_row("SELECT ended IS NOT NULL FROM calls WHERE call_id = ?1", params![call_id], |r| r.get::<_, bool>(0))
+        Ok(self.row("SELECT ended IS NOT NULL FROM calls WHERE call_id = ?1", params![call_id], |r| r.get::<_, bool>(0))
             .optional()?
             .unwrap_or(false))
     }
 
     /// At startup: calls that were in progress when the PBX stopped end as `restart`.
     pub fn close_interrupted(&self) -> Result<usize, LedgerError> {
-        Ok(self.db.execute("UPDATE calls SET ended = ?1, end_reason = 'restart' WHERE ended IS NULL", params![now_ms()])?)
+        Ok(self.exec("UPDATE calls SET ended = ?1, end_reason = 'restart' WHERE ended IS NULL", params![now_ms()])?)
     }
 
     /// The payee issued (or, after a node restart, re-issued) the challenge for `seq`.
     pub fn challenge(&self, call_id: &str, seq: u32, chap: &Chap) -> Result<(), LedgerError> {
-        self.db.execute(
+        self.exec(
             "INSERT INTO tickets (call_id, seq, chap, issued) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (call_id, seq) DO UPDATE SET chap = excluded.chap, issued = excluded.issued,
                ticket = NULL, received = NULL, won = NULL, amount = NULL, expected = NULL, risk = NULL, outcome = NULL
@@ -166,16 +174,14 @@ impl Ledger {
 
     /// The challenge issued for this call and interval, if any.
     pub fn challenge_for(&self, call_id: &str, seq: u32) -> Result<Option<Chap>, LedgerError> {
-        let text: Option<String> = self
-            .db
-            .query_row("SELECT chap FROM tickets WHERE call_id = ?1 AND seq = ?2", params![call_id, seq], |r| r.get(0))
+        let text: Option<String> = self.row("SELECT chap FROM tickets WHERE call_id = ?1 AND seq = ?2", params![call_id, seq], |r| r.get(0))
             .optional()?;
         Ok(text.and_then(|t| Chap::parse(&t).ok()))
     }
 
     /// A ticket for `seq`: minted (payer) or received (payee).
     pub fn ticket(&self, call_id: &str, seq: u32, chap: &Chap, ticket: &Ticket) -> Result<(), LedgerError> {
-        self.db.execute(
+        self.exec(
             "INSERT INTO tickets (call_id, seq, chap, issued, ticket, received) VALUES (?1, ?2, ?3, ?4, ?5, ?4)
              ON CONFLICT (call_id, seq) DO UPDATE SET ticket = excluded.ticket, received = excluded.received",
             params![call_id, seq, chap.as_str(), now_ms(), ticket.as_str()],
@@ -186,9 +192,7 @@ impl Ledger {
     /// The ticket already minted for this call and interval (a repeated challenge
     /// gets the same one, never a second).
     pub fn ticket_for(&self, call_id: &str, seq: u32, chap: &Chap) -> Result<Option<Ticket>, LedgerError> {
-        let text: Option<Option<String>> = self
-            .db
-            .query_row(
+        let text: Option<Option<String>> = self.row(
                 "SELECT ticket FROM tickets WHERE call_id = ?1 AND seq = ?2 AND chap = ?3",
                 params![call_id, seq, chap.as_str()],
                 |r| r.get(0),
@@ -200,7 +204,7 @@ impl Ledger {
     /// What the payee's node said about the ticket for `seq`.
     pub fn outcome(&self, call_id: &str, seq: u32, accepted: &Accepted) -> Result<(), LedgerError> {
         let outcome = if accepted.pays() { "paid" } else { "short" };
-        self.db.execute(
+        self.exec(
             "UPDATE tickets SET won = ?3, amount = ?4, expected = ?5, risk = ?6, outcome = ?7 WHERE call_id = ?1 AND seq = ?2",
             params![call_id, seq, accepted.won, accepted.amount.0, accepted.expected.0, accepted.risk, outcome],
         )?;
@@ -209,7 +213,7 @@ impl Ledger {
 
     /// A ticket refused (replay, unknown challenge, bad transaction).
     pub fn refused(&self, call_id: &str, seq: u32, why: &str) -> Result<(), LedgerError> {
-        self.db.execute(
+        self.exec(
             "UPDATE tickets SET outcome = ?3 WHERE call_id = ?1 AND seq = ?2 AND (outcome IS NULL OR outcome != 'paid')",
             params![call_id, seq, format!("refused: {why}")],
         )?;
@@ -218,7 +222,7 @@ impl Ledger {
 
     /// Intervals paid so far (payee).
     pub fn paid_intervals(&self, call_id: &str) -> Result<u32, LedgerError> {
-        Ok(self.db.query_row(
+        Ok(self.row(
             "SELECT COUNT(*) FROM tickets WHERE call_id = ?1 AND outcome = 'paid'",
             params![call_id],
             |r| r.get(0),
@@ -231,10 +235,7 @@ impl Ledger {
 
     /// The most recent calls, newest first.
     pub fn recent_calls(&self, limit: u32) -> Result<Vec<CallSummary>, LedgerError> {
-        let mut calls = self.calls_where("1 = 1", params![])?;
-        calls.sort_by_key(|c| std::cmp::Reverse(c.started_ms));
-        calls.truncate(limit as usize);
-        Ok(calls)
+        self.calls_where("1 = 1 ORDER BY c.started DESC LIMIT ?1", params![limit])
     }
 
     fn calls_where(&self, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<CallSummary>, LedgerError> {
@@ -247,7 +248,7 @@ impl Ledger {
                (SELECT COALESCE(SUM(t.amount), 0) FROM tickets t WHERE t.call_id = c.call_id AND t.won = 1 AND t.outcome = 'paid')
              FROM calls c WHERE {cond}"
         );
-        let mut st = self.db.prepare(&sql)?;
+        let mut st = self.db.prepare_cached(&sql)?;
         let rows = st.query_map(args, |r| {
             let price: i64 = r.get(8)?;
             let interval: i64 = r.get(9)?;
