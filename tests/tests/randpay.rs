@@ -305,6 +305,9 @@ async fn the_side_channel_carries_challenges_and_tickets() {
     let tk = payer.pay(call, "+4930123456", &ch).await.unwrap();
     assert_eq!(payee.invite(call, "+4930123456", Some(&tk)).await, InviteDecision::Proceed);
     assert_eq!(side.challenge(call, None).await.unwrap(), None, "nothing due");
+    assert!(payee.on_side_channel(call), "started on the side channel: no challenge in SIP");
+    assert!(matches!(payee.invite("sip-only@payer", "+4930123456", None).await, InviteDecision::Challenge(_)));
+    assert!(!payee.on_side_channel("sip-only@payer"), "started by its INVITE: challenges go in SIP");
 
     // During the call: the timer's challenge is fetched by polling and paid by POST.
     let t0 = std::time::Instant::now();

@@ -63,6 +63,9 @@ struct PayeeCall {
     answered: Option<Instant>,
     /// The challenge header currently outstanding (repeated as is to a retransmission).
     pending: Option<(u32, String)>,
+    /// Started by the payer on the HTTP side channel (before its INVITE): its
+    /// payer fetches each challenge there, so the host sends none in SIP.
+    side_channel: bool,
 }
 
 /// How long a call may stay unanswered before the payee forgets it (a 402 the
@@ -186,6 +189,7 @@ impl Payee {
                         meter: PayeeMeter::new(tariff),
                         answered: None,
                         pending: None,
+                        side_channel: false,
                     },
                 );
             }
@@ -209,6 +213,22 @@ impl Payee {
             Ok(h) => InviteDecision::Challenge(h),
             Err(d) => d,
         }
+    }
+
+    /// A call's first challenge asked for on the side channel, before its INVITE.
+    pub async fn invite_on_side_channel(&self, call_id: &str, number: &str) -> InviteDecision {
+        let known = self.knows(call_id);
+        let decision = self.invite(call_id, number, None).await;
+        if !known && let Some(c) = self.calls.lock().unwrap_or_else(|p| p.into_inner()).get_mut(call_id) {
+            c.side_channel = true;
+        }
+        decision
+    }
+
+    /// Was this call started on the side channel? (Then its challenges wait
+    /// there for the payer's GET and are not sent in SIP.)
+    pub fn on_side_channel(&self, call_id: &str) -> bool {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).get(call_id).is_some_and(|c| c.side_channel)
     }
 
     /// A `Randpay-Ticket` value (from an INVITE, an INFO's 200 OK or the side channel).

@@ -69,7 +69,7 @@ async fn handle(payee: Arc<Payee>, req: Request<hyper::body::Incoming>) -> Resul
                 let number = query.split('&').find_map(|kv| kv.strip_prefix("number=")).and_then(percent_decode);
                 match number {
                     None => reply(StatusCode::NOT_FOUND, "no such call (give ?number= to start one)\n"),
-                    Some(n) => match payee.invite(&call_id, &n, None).await {
+                    Some(n) => match payee.invite_on_side_channel(&call_id, &n).await {
                         InviteDecision::Challenge(h) => reply(StatusCode::OK, h),
                         InviteDecision::Proceed => reply(StatusCode::NO_CONTENT, ""),
                         InviteDecision::Refuse(code, why) => reply(

@@ -97,6 +97,13 @@ impl Tariff {
         Amount(div_round(i128::from(self.price_per_minute.0) * i128::from(self.interval_secs), 60))
     }
 
+    /// Seconds a host's own timer (Kamailio's dialog timeout) lets a call run past
+    /// its last paid ticket, should the metering itself stop: one interval, the
+    /// grace and 30 s of slack, so it never cuts a call the metering would keep.
+    pub fn backstop_secs(&self) -> u32 {
+        self.interval_secs + self.grace_secs + 30
+    }
+
     /// The ticket amount A = price × interval/60 × risk: what a winning ticket pays,
     /// so that A / risk is the interval's price.
     pub fn ticket_amount(&self) -> Amount {

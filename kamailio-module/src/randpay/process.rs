@@ -33,10 +33,6 @@ use super::{RANDPAY, SIDE_CHANNEL, script};
 use crate::log::{fence, kerr, kinfo, knotice, kwarn};
 use crate::worker::CONFIG;
 
-/// Seconds the dialog module waits past a call's paid time before ending it by
-/// itself: only if this process stopped metering.
-const BACKSTOP_SLACK: u32 = 30;
-
 enum Role {
     Payee(Arc<Payee>),
     /// The core payer, wrapped with what it pays over a side channel.
@@ -48,11 +44,6 @@ struct State {
     role: Role,
     /// Answered payee calls: Call-ID → (h_entry, h_id).
     dialogs: Mutex<HashMap<String, (u32, u32)>>,
-    /// Calls whose payer uses the HTTP side channel (it asked before the INVITE):
-    /// no INFO for them, the challenge waits for its GET.
-    side_calls: Mutex<HashSet<String>>,
-    /// Calls whose INVITE reached randpay_require.
-    sip_seen: Mutex<HashSet<String>>,
     /// Payer: `randpay_payee_url`.
     payee_url: Option<String>,
     /// Payer: calls stopped with `randpay.stop` (the key `all`: every call).
@@ -69,8 +60,6 @@ impl State {
 impl State {
     /// Drop what is kept about a call; its dialog ids if it had any.
     fn forget(&self, call_id: &str) -> Option<(u32, u32)> {
-        lock(&self.side_calls).remove(call_id);
-        lock(&self.sip_seen).remove(call_id);
         lock(&self.dialogs).remove(call_id)
     }
 }
@@ -117,8 +106,6 @@ impl Meter {
         let state = Arc::new(State {
             role,
             dialogs: Mutex::new(HashMap::new()),
-            side_calls: Mutex::new(HashSet::new()),
-            sip_seen: Mutex::new(HashSet::new()),
             payee_url: settings.payee_url.clone(),
             stopped: Mutex::new(HashSet::new()),
         });
@@ -222,10 +209,6 @@ async fn connection(stream: UnixStream, state: Arc<State>) {
     }
 }
 
-fn backstop(t: &Tariff) -> u32 {
-    t.interval_secs + t.grace_secs + BACKSTOP_SLACK
-}
-
 async fn handle(state: &Arc<State>, req: Request) -> Reply {
     let now = Instant::now();
     match (&state.role, req) {
@@ -234,13 +217,9 @@ async fn handle(state: &Arc<State>, req: Request) -> Reply {
                 Ok(t) => t,
                 Err(e) => return Reply::Error { message: format!("randpay_require: {e}") },
             };
-            // A call known before its first INVITE was started on the side channel.
-            if lock(&state.sip_seen).insert(call_id.clone()) && p.knows(&call_id) {
-                lock(&state.side_calls).insert(call_id.clone());
-            }
             match p.invite_priced(&call_id, &number, tariff, ticket.as_deref()).await {
                 InviteDecision::Challenge(header) => Reply::Challenge { header },
-                InviteDecision::Proceed => Reply::Proceed { backstop_secs: p.tariff_of(&call_id).map_or(3600, |t| backstop(&t)) },
+                InviteDecision::Proceed => Reply::Proceed { backstop_secs: p.tariff_of(&call_id).map_or(3600, |t| t.backstop_secs()) },
                 InviteDecision::Refuse(code, reason) => Reply::Refuse { code, reason },
             }
         }
@@ -266,7 +245,7 @@ async fn handle(state: &Arc<State>, req: Request) -> Reply {
                     Ok(ness_core::randpay::meter::TicketVerdict::Paid) => {
                         let ids = lock(&state.dialogs).get(&call_id).copied();
                         if let (Some((he, hi)), Some(t)) = (ids, p.tariff_of(&call_id)) {
-                            dialog::set_timeout(he, hi, backstop(&t));
+                            dialog::set_timeout(he, hi, t.backstop_secs());
                         }
                     }
                     Ok(v) => kinfo!("randpay: {call_id}: ticket not counted ({v:?})"),
@@ -351,12 +330,10 @@ async fn schedule(state: Arc<State>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        // Calls the payee forgot unanswered (SETUP_LIMIT).
-        lock(&state.sip_seen).retain(|id| payee.knows(id));
         for action in payee.tick(Instant::now()).await {
             match action {
                 PayeeAction::SendChallenge { call_id, header } => {
-                    if lock(&state.side_calls).contains(&call_id) {
+                    if payee.on_side_channel(&call_id) {
                         continue; // its payer fetches it over HTTP
                     }
                     let Some((he, hi)) = lock(&state.dialogs).get(&call_id).copied() else { continue };
