@@ -319,6 +319,10 @@ async fn the_side_channel_carries_challenges_and_tickets() {
     side.ticket(call, &payer.pay(call, "+4930123456", &ch1).await.unwrap()).await.unwrap();
     assert_eq!(side.challenge(call, None).await.unwrap(), None);
     assert_eq!(payee.calls(t0)[0].paid_intervals, 2);
+    // The host's own call timer (the dialog module's) follows the paid time:
+    // deadline of interval 2 (2×30 + 5 s after the answer) plus 30 s.
+    assert_eq!(payee.paid_intervals(call), Some(2));
+    assert_eq!(payee.backstop_secs(call, t0 + Duration::from_secs(23)), Some(2 * 30 + 5 - 23 + 30));
 
     // Refusals: garbage, an unknown call, a destination without a tariff.
     match side.ticket(call, "seq=2;ticket=\"nothex\"").await {

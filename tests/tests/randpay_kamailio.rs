@@ -197,7 +197,9 @@ fn a_side_channel_payer_pays_before_the_invite_and_polls_for_the_rest() {
     let (held, cut) = ("side-held@127.0.0.1", "side-cut@127.0.0.1");
     let (held_trace, cut_trace) = (dir.path().join("held.trace"), dir.path().join("cut.trace"));
     let started = Instant::now();
-    let mut held_call = caller("uac_hold.xml", payer_port, held, &held_trace, &["-d", "24000"]);
+    // Held 48 s: past the dialog module's first backstop (interval + grace + 30 s
+    // after the answer), which the metering must move as tickets come in.
+    let mut held_call = caller("uac_hold.xml", payer_port, held, &held_trace, &["-d", "48000"]);
     let mut cut_call = caller("uac_until_bye.xml", payer_port, cut, &cut_trace, &[]);
 
     // Both intervals paid 12 s in, on both sides; the payer lists them as side-channel calls.
@@ -209,13 +211,13 @@ fn a_side_channel_payer_pays_before_the_invite_and_polls_for_the_rest() {
     assert!(payer.kamcmd(&["randpay.stop", cut]).contains(cut), "randpay.stop");
     let stopped_at = started.elapsed().as_secs_f64();
 
-    let status = held_call.wait_exit(Duration::from_secs(40)).expect("the paid call did not end");
-    assert!(status.success(), "the paid call was cut or failed: {}", std::fs::read_to_string(&held_trace).unwrap_or_default());
     let status = cut_call.wait_exit(Duration::from_secs(40)).expect("the unpaid call was never cut");
     let cut_after = started.elapsed().as_secs_f64();
     assert!(status.success(), "the unpaid call did not end with a BYE: {}", std::fs::read_to_string(&cut_trace).unwrap_or_default());
     assert!(cut_after >= 2.0 * INTERVAL + GRACE - 0.5, "cut too early, at {cut_after:.1} s");
     assert!(cut_after - stopped_at <= INTERVAL + GRACE + 1.5, "cut {:.1} s after the payer stopped", cut_after - stopped_at);
+    let status = held_call.wait_exit(Duration::from_secs(60)).expect("the paid call did not end");
+    assert!(status.success(), "the paid call was cut or failed: {}", std::fs::read_to_string(&held_trace).unwrap_or_default());
     let callee_side = std::fs::read_to_string(&callee_trace).unwrap();
     assert!(callee_side.contains("RANDPAY interval 2 unpaid"), "the callee leg got no BYE with the reason:\n{callee_side}");
 
@@ -226,8 +228,8 @@ fn a_side_channel_payer_pays_before_the_invite_and_polls_for_the_rest() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let l = payee.ledger(held);
-    assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("3", "bye"), "{l:?}");
-    assert_eq!(payer.ledger(held)["tickets"], "3");
+    assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("5", "bye"), "{l:?}");
+    assert_eq!(payer.ledger(held)["tickets"], "5");
     let l = payee.ledger(cut);
     assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("2", "unpaid"), "{l:?}");
     assert_eq!(payer.ledger(cut)["end_reason"], "stopped");

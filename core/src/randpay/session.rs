@@ -339,6 +339,26 @@ impl Payee {
         actions
     }
 
+    /// Intervals paid for `call_id` so far.
+    pub fn paid_intervals(&self, call_id: &str) -> Option<u32> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).get(call_id).map(|c| c.meter.paid_intervals())
+    }
+
+    /// For a host with its own call timer (Kamailio's dialog timeout), as a
+    /// backstop should the metering stop: seconds from `now` to the time the
+    /// metering would end the call if no ticket came, plus 30 s of slack.
+    pub fn backstop_secs(&self, call_id: &str, now: Instant) -> Option<u32> {
+        let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let c = calls.get(call_id)?;
+        Some(match c.answered {
+            None => c.meter.tariff.backstop_secs(),
+            Some(at) => {
+                let left = c.meter.deadline(c.meter.paid_intervals()).saturating_sub(now.saturating_duration_since(at));
+                u32::try_from(left.as_secs()).unwrap_or(u32::MAX).saturating_add(30)
+            }
+        })
+    }
+
     /// The challenge waiting for the payer of `call_id` (the side channel's GET).
     pub fn pending(&self, call_id: &str) -> Pending {
         let calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());

@@ -39,11 +39,19 @@ enum Role {
     Payer(Arc<SidePayer>),
 }
 
+/// An answered payee call's dialog.
+struct Dialog {
+    h_entry: u32,
+    h_id: u32,
+    /// Intervals paid when its dialog timeout was last set.
+    backstop_paid: u32,
+}
+
 /// What the process knows besides the core's state.
 struct State {
     role: Role,
     /// Answered payee calls: Call-ID → (h_entry, h_id).
-    dialogs: Mutex<HashMap<String, (u32, u32)>>,
+    dialogs: Mutex<HashMap<String, Dialog>>,
     /// Payer: `randpay_payee_url`.
     payee_url: Option<String>,
     /// Payer: calls stopped with `randpay.stop` (the key `all`: every call).
@@ -60,7 +68,7 @@ impl State {
 impl State {
     /// Drop what is kept about a call; its dialog ids if it had any.
     fn forget(&self, call_id: &str) -> Option<(u32, u32)> {
-        lock(&self.dialogs).remove(call_id)
+        lock(&self.dialogs).remove(call_id).map(|d| (d.h_entry, d.h_id))
     }
 }
 
@@ -225,7 +233,7 @@ async fn handle(state: &Arc<State>, req: Request) -> Reply {
         }
         (Role::Payee(p), Request::Answered { call_id, h_entry, h_id }) => {
             if p.answered(&call_id, now) {
-                lock(&state.dialogs).insert(call_id, (h_entry, h_id));
+                lock(&state.dialogs).insert(call_id, Dialog { h_entry, h_id, backstop_paid: 1 });
             } else {
                 knotice!("randpay: {call_id} was answered but its first interval is not paid: ending it");
                 let _ = dialog::end(h_entry, h_id, "SIP;cause=402;text=\"RANDPAY: not paid\"");
@@ -239,15 +247,11 @@ async fn handle(state: &Arc<State>, req: Request) -> Reply {
         }
         (Role::Payee(p), Request::Ticket { call_id, ticket }) => {
             // Answer at once: the worker that got the INFO's 200 OK must not wait for the node.
-            let (p, state) = (p.clone(), state.clone());
+            let p = p.clone();
             tokio::spawn(async move {
+                // (The schedule moves the dialog's backstop once the ticket counts.)
                 match p.ticket(&call_id, &ticket).await {
-                    Ok(ness_core::randpay::meter::TicketVerdict::Paid) => {
-                        let ids = lock(&state.dialogs).get(&call_id).copied();
-                        if let (Some((he, hi)), Some(t)) = (ids, p.tariff_of(&call_id)) {
-                            dialog::set_timeout(he, hi, t.backstop_secs());
-                        }
-                    }
+                    Ok(ness_core::randpay::meter::TicketVerdict::Paid) => {}
                     Ok(v) => kinfo!("randpay: {call_id}: ticket not counted ({v:?})"),
                     Err(e) => knotice!("randpay: {call_id}: {e}"),
                 }
@@ -323,6 +327,22 @@ async fn pay_schedule(payer: Arc<SidePayer>) {
     }
 }
 
+/// Calls paid further since the last pass (INFO or side channel): move the
+/// dialog module's own timeout past their new deadline.
+fn move_backstops(state: &State, payee: &Payee) {
+    let now = Instant::now();
+    let mut dialogs = lock(&state.dialogs);
+    for (call_id, d) in dialogs.iter_mut() {
+        let Some(paid) = payee.paid_intervals(call_id) else { continue };
+        if paid > d.backstop_paid
+            && let Some(secs) = payee.backstop_secs(call_id, now)
+        {
+            dialog::set_timeout(d.h_entry, d.h_id, secs);
+            d.backstop_paid = paid;
+        }
+    }
+}
+
 /// The payee's schedule: every second, challenges due and calls to end.
 async fn schedule(state: Arc<State>) {
     let Role::Payee(payee) = &state.role else { return };
@@ -330,13 +350,14 @@ async fn schedule(state: Arc<State>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        move_backstops(&state, payee);
         for action in payee.tick(Instant::now()).await {
             match action {
                 PayeeAction::SendChallenge { call_id, header } => {
                     if payee.on_side_channel(&call_id) {
                         continue; // its payer fetches it over HTTP
                     }
-                    let Some((he, hi)) = lock(&state.dialogs).get(&call_id).copied() else { continue };
+                    let Some((he, hi)) = lock(&state.dialogs).get(&call_id).map(|d| (d.h_entry, d.h_id)) else { continue };
                     let headers = format!("Randpay-Challenge: {header}\r\n");
                     if let Err(e) = dialog::send_info_to_caller(he, hi, &headers, script::on_info_reply) {
                         kwarn!("randpay: {call_id}: cannot send the next challenge: {e}");
