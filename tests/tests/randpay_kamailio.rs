@@ -197,9 +197,9 @@ fn a_side_channel_payer_pays_before_the_invite_and_polls_for_the_rest() {
     let (held, cut) = ("side-held@127.0.0.1", "side-cut@127.0.0.1");
     let (held_trace, cut_trace) = (dir.path().join("held.trace"), dir.path().join("cut.trace"));
     let started = Instant::now();
-    // Held 48 s: past the dialog module's first backstop (interval + grace + 30 s
+    // Held 45 s: past the dialog module's first backstop (interval + grace + 30 s
     // after the answer), which the metering must move as tickets come in.
-    let mut held_call = caller("uac_hold.xml", payer_port, held, &held_trace, &["-d", "48000"]);
+    let mut held_call = caller("uac_hold.xml", payer_port, held, &held_trace, &["-d", "45000"]);
     let mut cut_call = caller("uac_until_bye.xml", payer_port, cut, &cut_trace, &[]);
 
     // Both intervals paid 12 s in, on both sides; the payer lists them as side-channel calls.

@@ -3,6 +3,9 @@
 //! workers, the dialog and tm timer processes and the RPC process send it one
 //! JSON line per request over a Unix stream socket and read one line back.
 //!
+//! Events (a call ended, a ticket from an INFO's 200 OK) get no answer: the
+//! caller writes its line and goes on ([`send`]).
+//!
 //! The socket is in the abstract namespace, named after Kamailio's main pid (no
 //! file to clean up, one per Kamailio instance), and the RANDPAY process only
 //! answers peers running as its own user. Callers use blocking I/O with a
@@ -43,6 +46,15 @@ pub enum Request {
     Calls,
     /// RPC `randpay.ledger`: one call, or the most recent ones.
     Ledger { call_id: Option<String>, limit: u32 },
+}
+
+impl Request {
+    /// An event: the RANDPAY process takes it and sends no answer.
+    pub fn is_event(&self) -> bool {
+        // (Answered stays a request: an Ended sent later by another process must
+        // not overtake it, and a call answered unpaid is ended before it goes on.)
+        matches!(self, Request::Ended { .. } | Request::Ticket { .. })
+    }
 }
 
 /// The answer.
@@ -141,11 +153,35 @@ fn connect_within(addr: &SocketAddr, timeout: Duration) -> std::io::Result<UnixS
     Ok(s)
 }
 
+/// Hand an event over (no answer comes), waiting at most `timeout` to write it.
+/// A broken kept-open connection is replaced once.
+pub fn send(req: &Request, timeout: Duration) -> Result<(), IpcError> {
+    debug_assert!(req.is_event());
+    let line = encode(req)?;
+    on_connection(timeout, |conn| {
+        let s = conn.get_mut();
+        s.set_write_timeout(Some(timeout)).map_err(IpcError::Io)?;
+        s.write_all(&line).map_err(IpcError::Io)
+    })
+}
+
+fn encode(req: &Request) -> Result<Vec<u8>, IpcError> {
+    let mut line = serde_json::to_vec(req).map_err(|e| IpcError::Malformed(e.to_string()))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
 /// Send `req` and wait at most `timeout` for the answer. A broken kept-open
 /// connection is replaced once.
 pub fn call(req: &Request, timeout: Duration) -> Result<Reply, IpcError> {
-    let mut line = serde_json::to_vec(req).map_err(|e| IpcError::Malformed(e.to_string()))?;
-    line.push(b'\n');
+    debug_assert!(!req.is_event());
+    let line = encode(req)?;
+    on_connection(timeout, |conn| exchange(conn, &line, timeout))
+}
+
+/// Run `f` on this process's connection (made if needed); once more on a fresh
+/// connection if the kept one turned out broken.
+fn on_connection<T>(timeout: Duration, mut f: impl FnMut(&mut BufReader<UnixStream>) -> Result<T, IpcError>) -> Result<T, IpcError> {
     let pid = std::process::id();
     let mut guard = CONNECTION.lock().unwrap_or_else(|p| p.into_inner());
     for attempt in 0..2 {
@@ -162,7 +198,7 @@ pub fn call(req: &Request, timeout: Duration) -> Result<Reply, IpcError> {
             *guard = Some((pid, BufReader::new(s)));
         }
         let Some((_, conn)) = guard.as_mut() else { continue };
-        match exchange(conn, &line, timeout) {
+        match f(conn) {
             Ok(r) => return Ok(r),
             // A timeout is final: resending could double a node call.
             Err(IpcError::Io(e)) if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut && attempt == 0 => {

@@ -37,23 +37,31 @@ pub static PROCESS_PID: AtomicU32 = AtomicU32::new(0);
 /// after the current slice instead of over the socket to itself.
 pub static LOCAL_EVENTS: Mutex<Vec<ipc::Request>> = Mutex::new(Vec::new());
 
-/// How long callbacks wait for the RANDPAY process to take an event.
+/// How long callbacks wait to hand an event to the RANDPAY process.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn role() -> RandpayRole {
     RANDPAY.lock().unwrap_or_else(|p| p.into_inner()).role
 }
 
-/// Hand an event (answered, ended, ticket) to the RANDPAY process, from any process.
+/// Hand an event to the RANDPAY process, from any process: a call ended, a
+/// ticket came (no answer is awaited), or a call was answered (awaited).
 pub fn notify(req: ipc::Request) {
     if PROCESS_PID.load(Ordering::SeqCst) == std::process::id() {
         LOCAL_EVENTS.lock().unwrap_or_else(|p| p.into_inner()).push(req);
         return;
     }
-    match ipc::call(&req, EVENT_TIMEOUT) {
-        Ok(ipc::Reply::Error { message }) => kwarn!("randpay: {message}"),
-        Ok(_) => {}
-        Err(e) => kerr!("randpay: an event was lost: {e} ({req:?})"),
+    let sent = if req.is_event() {
+        ipc::send(&req, EVENT_TIMEOUT)
+    } else {
+        ipc::call(&req, EVENT_TIMEOUT).map(|reply| {
+            if let ipc::Reply::Error { message } = reply {
+                kwarn!("randpay: {message}");
+            }
+        })
+    };
+    if let Err(e) = sent {
+        kerr!("randpay: an event was lost: {e} ({req:?})");
     }
 }
 

@@ -206,6 +206,13 @@ async fn connection(stream: UnixStream, state: Arc<State>) {
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let reply = match serde_json::from_str::<Request>(&line) {
+            Ok(req) if req.is_event() => {
+                // No answer is awaited: report trouble here.
+                if let Reply::Error { message } = handle(&state, req).await {
+                    kwarn!("randpay: {message}");
+                }
+                continue;
+            }
             Ok(req) => handle(&state, req).await,
             Err(e) => Reply::Error { message: format!("malformed request: {e}") },
         };
