@@ -473,41 +473,23 @@ impl Engine {
 
     /// Read one NVS name (no cache), bounded by the RPC timeout.
     pub fn name_show(&self, name: &str) -> Result<Option<NameEntry>, NvsError> {
-        let limit = self.deadline(|c| c.node.timeout);
-        let reply = Reply::new();
-        if !self.shared.submit(Job::Nvs {
-            name: name.to_owned(),
-            reply: reply.clone(),
-        }) {
-            bump(&self.counters.overloads);
-            return Err(NvsError::Config(
-                "too many requests are waiting for the node".into(),
-            ));
-        }
-        reply.wait(limit).unwrap_or_else(|| {
-            Err(NvsError::Config(format!(
-                "no answer within {} ms",
-                limit.as_millis()
-            )))
-        })
+        self.node_job(|reply| Job::Nvs { name: name.to_owned(), reply })
     }
 
     pub fn block_count(&self) -> Result<u64, NvsError> {
+        self.node_job(|reply| Job::BlockCount { reply })
+    }
+
+    /// Hand a node request to the module thread and wait for it, at most the
+    /// node's deadline.
+    fn node_job<T>(&self, job: impl FnOnce(Arc<Reply<Result<T, NvsError>>>) -> Job) -> Result<T, NvsError> {
         let limit = self.deadline(|c| c.node.timeout);
         let reply = Reply::new();
-        if !self.shared.submit(Job::BlockCount {
-            reply: reply.clone(),
-        }) {
-            return Err(NvsError::Config(
-                "too many requests are waiting for the node".into(),
-            ));
+        if !self.shared.submit(job(reply.clone())) {
+            bump(&self.counters.overloads);
+            return Err(NvsError::Config("too many requests are waiting for the node".into()));
         }
-        reply.wait(limit).unwrap_or_else(|| {
-            Err(NvsError::Config(format!(
-                "no answer within {} ms",
-                limit.as_millis()
-            )))
-        })
+        reply.wait(limit).unwrap_or_else(|| Err(NvsError::Config(format!("no answer within {} ms", limit.as_millis()))))
     }
 
     /// Log whether the node answers (without waiting for it).
