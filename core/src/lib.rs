@@ -9,11 +9,13 @@
 //! - [`settings`]: the settings the PBX modules take, parsed the same way for every host;
 //! - [`envelope`]: sealed SMS envelopes, signatures, receipts and key files (ptool-compatible);
 //! - [`sms`]: received SMS — the message type, SMS-DELIVER PDUs, GSM 7-bit, concatenation;
-//! - [`randpay`]: RANDPAY metering — tariffs, challenges and tickets, the per-call schedule, the ledger.
+//! - [`randpay`]: RANDPAY metering — tariffs, challenges and tickets, the per-call schedule, the ledger;
+//! - [`fence`]: panics caught before they reach a host's C code.
 
 pub mod emercoin;
 pub mod enumer;
 pub mod envelope;
+pub mod fence;
 pub mod nvs;
 pub mod randpay;
 pub mod settings;

@@ -91,18 +91,10 @@ pub(crate) use {kdbg, kerr, kinfo, knotice, kwarn};
 /// Run `f`; a panic becomes `on_panic` and an error line, never an unwind into C
 /// (which would abort the worker and, with it, the whole server).
 pub fn fence<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(p) => {
-            let why = p
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            klog(L_ERR, &format!("{what}: internal error (panic: {why}); the request continues"));
-            on_panic
-        }
-    }
+    ness_core::fence::catch(f).unwrap_or_else(|why| {
+        klog(L_ERR, &format!("{what}: internal error (panic: {why}); the request continues"));
+        on_panic
+    })
 }
 
 /// Forwards ness-core's tracing events to the Kamailio log.
