@@ -767,11 +767,18 @@ impl RealAsterisk {
 /// A private Asterisk under `base`: only the modules the test needs, nothing
 /// listening on the network, control socket in `base/run`.
 fn start_asterisk(prefix: &Path, base: &Path, node_url: &str) -> RealAsterisk {
-    start_asterisk_with(prefix, base, node_url, "", "")
+    start_asterisk_with(prefix, base, node_url, "", "", None)
 }
 
 /// As `start_asterisk`, with more lines for privateness.conf and extensions.conf.
-fn start_asterisk_with(prefix: &Path, base: &Path, node_url: &str, privateness_extra: &str, dialplan_extra: &str) -> RealAsterisk {
+/// The modules a PJSIP trunk needs (with `pjsip` given to [`start_asterisk_with`]).
+const PJSIP_MODULES: &[&str] = &[
+    "res_pjproject.so", "res_sorcery_config.so", "res_sorcery_memory.so", "res_sorcery_astdb.so", "res_pjsip.so",
+    "res_pjsip_session.so", "chan_pjsip.so", "res_pjsip_header_funcs.so", "res_pjsip_sdp_rtp.so", "res_rtp_asterisk.so",
+    "res_pjsip_endpoint_identifier_ip.so", "func_channel.so", "func_hangupcause.so", "app_stack.so", "codec_ulaw.so",
+];
+
+fn start_asterisk_with(prefix: &Path, base: &Path, node_url: &str, privateness_extra: &str, dialplan_extra: &str, pjsip: Option<&str>) -> RealAsterisk {
     let (etc, mods, run_dir) = (base.join("etc"), base.join("mods"), base.join("run"));
     for d in [
         &etc,
@@ -806,12 +813,17 @@ fn start_asterisk_with(prefix: &Path, base: &Path, node_url: &str, privateness_e
         ),
     )
     .unwrap();
-    // Only what the test needs: no channel drivers, so nothing listens on the network.
-    std::fs::write(
-        etc.join("modules.conf"),
-        "[modules]\nautoload = no\nload => pbx_config.so\nload => res_clioriginate.so\nload => app_system.so\nload => app_dial.so\nload => app_exec.so\nload => app_while.so\nload => app_verbose.so\nload => bridge_simple.so\nload => func_strings.so\nload => res_privateness.so\n",
-    )
-    .unwrap();
+    // Only what the test needs: no channel drivers (unless a PJSIP trunk is asked
+    // for, on loopback), so nothing else listens on the network.
+    let mut modules = "[modules]\nautoload = no\nload => pbx_config.so\nload => res_clioriginate.so\nload => app_system.so\nload => app_dial.so\nload => app_exec.so\nload => app_while.so\nload => app_verbose.so\nload => bridge_simple.so\nload => func_strings.so\n".to_owned();
+    if let Some(conf) = pjsip {
+        std::fs::write(etc.join("pjsip.conf"), conf).unwrap();
+        for m in PJSIP_MODULES {
+            modules.push_str(&format!("load => {m}\n"));
+        }
+    }
+    modules.push_str("load => res_privateness.so\n");
+    std::fs::write(etc.join("modules.conf"), modules).unwrap();
     std::fs::write(
         etc.join("logger.conf"),
         "[general]\ndateformat = %F %T\n[logfiles]\nmessages.log => notice,warning,error,verbose\n",
@@ -1169,6 +1181,7 @@ fn real_asterisks_meter_a_call_with_randpay() {
             base.path().join("payee.db").display()
         ),
         &dialplan,
+        None,
     );
     let payer = start_asterisk_with(
         &prefix,
@@ -1179,6 +1192,7 @@ fn real_asterisks_meter_a_call_with_randpay() {
             base.path().join("payer.db").display()
         ),
         &dialplan,
+        None,
     );
     assert!(payee.cli("core show application RandpayRequire").contains("RandpayRequire([tariff])"));
     assert!(payer.cli("dialplan show randpay-out").contains("b(randpay-pay^s^1(${EXTEN}))"), "the shipped randpay.conf did not load");
@@ -1286,4 +1300,144 @@ fn layouts_match_the_installed_headers() {
     let strip = |s: &str| s.lines().map(str::trim).collect::<Vec<_>>().join("\n");
     assert_eq!(strip(table), strip(expected));
     assert_eq!(md5_hex(key.as_bytes()), "8776793523ea3ad3252abb3587e42224", "the header's ASTERISK_GPL_KEY");
+}
+
+/// RANDPAY over a real PJSIP trunk between two real Asterisks (an
+/// ASTERISK_PREFIX built with pjproject): the payer dials through the shipped
+/// `[randpay-out]` (Dial's `b()` handler pays before the INVITE leaves), the
+/// payee gates with `RandpayRequire`. Both sides key the call by its SIP
+/// Call-ID (`CHANNEL(pjsip,call-id)`), the held call's intervals are paid and
+/// ledgered on both sides, and a call nobody paid for gets `402 Payment
+/// Required` on the wire (`PJSIPHangup`).
+#[test]
+fn real_asterisks_meter_a_pjsip_call_with_randpay() {
+    let not_run = |why: &str| {
+        let _ = std::io::stderr().write_all(
+            format!(
+                "\n************************************************************************\n\
+                 * NOT RUN: real_asterisks_meter_a_pjsip_call_with_randpay\n\
+                 * {why}\n\
+                 * (fake_hosts_meter_a_call_with_randpay covers the PJSIP paths on a fake host.)\n\
+                 ************************************************************************\n"
+            )
+            .as_bytes(),
+        );
+    };
+    let Some(prefix) = std::env::var_os("ASTERISK_PREFIX").map(PathBuf::from) else {
+        return not_run("Set ASTERISK_PREFIX to an Asterisk 20 or 22 built with pjproject.");
+    };
+    if !prefix.join("lib/asterisk/modules/chan_pjsip.so").exists() {
+        return not_run(&format!("{} has no chan_pjsip.so (built without pjproject).", prefix.display()));
+    }
+    let (_devnet, url) = ness_tests::randpay_devnet(USER, PASSWORD);
+    let base = tempfile::tempdir().unwrap();
+    let (side, payee_sip, payer_sip) = (free_tcp_port(), free_udp_port(), free_udp_port());
+    let out = base.path().join("pj-out.txt");
+    let o = out.display();
+    let transport = |port: u16| format!("[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:{port}\n\n");
+    let endpoint = |name: &str, context: &str, contact: Option<u16>| {
+        let aor = contact.map_or(String::new(), |p| format!("[{name}]\ntype = aor\ncontact = sip:127.0.0.1:{p}\n\n"));
+        format!(
+            "[{name}]\ntype = endpoint\ncontext = {context}\ndisallow = all\nallow = ulaw\ndirect_media = no\n{aors}\n{aor}[{name}]\ntype = identify\nendpoint = {name}\nmatch = 127.0.0.1\n",
+            aors = if contact.is_some() { format!("aors = {name}\n") } else { String::new() }
+        )
+    };
+    let payee = start_asterisk_with(
+        &prefix,
+        &base.path().join("payee"),
+        &url,
+        &format!(
+            "[randpay]\nrole = payee\nwallet = payee\nledger = {}\ntariff = {RP_TARIFF}\nside_channel = 127.0.0.1:{side}\nside_peers = 127.0.0.1\n",
+            base.path().join("payee.db").display()
+        ),
+        &format!(
+            r#"[pj-in]
+exten => _+X.,1,Set(CALLED=${{EXTEN}})
+ same => n,RandpayRequire()
+ same => n,System(echo "PAYEE ${{CALLED}} ${{RANDPAY_STATUS}} ${{RANDPAY(callid)}}" >> {o})
+ same => n,Answer()
+ same => n,Wait(25)
+ same => n,Hangup()
+exten => h,1,System(echo "PAYEE-END ${{CALLED}} cause=${{HANGUPCAUSE}} status=${{RANDPAY_STATUS}}" >> {o})
+"#
+        ),
+        Some(&(transport(payee_sip) + &endpoint("payer", "pj-in", None))),
+    );
+    let payer = start_asterisk_with(
+        &prefix,
+        &base.path().join("payer"),
+        &url,
+        &format!(
+            "[randpay]\nrole = payer\nwallet = payer\nledger = {}\npayee_url = http://127.0.0.1:{side}\n",
+            base.path().join("payer.db").display()
+        ),
+        &format!(
+            r#"#include "{shipped}"
+
+; A call placed without paying (no b() handler).
+[pj-unpaid]
+exten => _+X.,1,Dial(PJSIP/${{EXTEN}}@provider)
+ same => n,System(echo "PAYER-UNPAID ${{HANGUPCAUSE(${{DIALEDPEERNAME}},tech)}}" >> {o})
+ same => n,Hangup()
+"#,
+            shipped = repo().join("dialplan/asterisk/randpay.conf").display()
+        ),
+        Some(&(transport(payer_sip) + &endpoint("provider", "pj-back", Some(payee_sip)))),
+    );
+    for a in [&payee, &payer] {
+        let m = a.cli("module show like pjsip");
+        assert!(m.contains("chan_pjsip.so") && m.contains("res_pjsip_header_funcs.so"), "PJSIP did not load:\n{m}");
+    }
+
+    // A paid call through the shipped [randpay-out], and one nobody pays for.
+    payer.cli("channel originate Local/+4930123456@randpay-out application Wait 40");
+    let lines = wait_for_lines(&out, 1);
+    let paid: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(&paid[..3], ["PAYEE", "+4930123456", "PAID"], "{lines:?}");
+    let call_id = paid[3].to_owned();
+    assert!(!call_id.is_empty() && !call_id.contains("payee-"), "the payee keyed the call by {call_id:?}, not its SIP Call-ID");
+    let answered = Instant::now();
+    let calls = payer.cli("randpay show calls");
+    assert!(calls.lines().any(|l| l.starts_with(&call_id)), "the payer pays under another key than the payee's {call_id}:\n{calls}");
+
+    payer.cli("channel originate Local/+4930777@pj-unpaid application Wait 5");
+    let line = wait_for_line(&out, "PAYER-UNPAID");
+    assert_eq!(line, "PAYER-UNPAID SIP 402 Payment Required");
+
+    // 12 s in: two intervals paid; the 25 s call ends with three, on both sides.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(answered.elapsed()));
+    let calls = payee.cli("randpay show calls");
+    let row = calls.lines().find(|l| l.starts_with(&call_id)).unwrap_or_else(|| panic!("{call_id}: {calls}"));
+    assert_eq!(row.split_whitespace().nth(3), Some("2"), "{calls}");
+    assert_eq!(wait_for_line(&out, "PAYEE-END +4930123456"), "PAYEE-END +4930123456 cause=16 status=PAID");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(real_ledger(&payee, &call_id), (3, "hangup".into()));
+    assert_eq!(real_ledger(&payer, &call_id).0, 3);
+
+    for mut a in [payee, payer] {
+        let log = std::fs::read_to_string(a.run_dir.join("log/messages.log")).unwrap();
+        assert!(!log.contains("panic"), "{log}");
+        a.cli("core stop now");
+        let t0 = Instant::now();
+        while a.proc.running() && t0.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The first line of `path` starting with `start` (waiting up to 20 s).
+fn wait_for_line(path: &Path, start: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.starts_with(start)) {
+            return l.to_owned();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no line {start:?} in {}: {text}", path.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
