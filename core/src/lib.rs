@@ -10,6 +10,7 @@
 //! - [`envelope`]: sealed SMS envelopes, signatures, receipts and key files (ptool-compatible);
 //! - [`sms`]: received SMS — the message type, SMS-DELIVER PDUs, GSM 7-bit, concatenation;
 //! - [`randpay`]: RANDPAY metering — tariffs, challenges and tickets, the per-call schedule, the ledger;
+//! - [`trunk`]: Skywire trunking — the frame codec and the trunk handshake;
 //! - [`fence`]: panics caught before they reach a host's C code.
 
 pub mod emercoin;
@@ -20,3 +21,4 @@ pub mod nvs;
 pub mod randpay;
 pub mod settings;
 pub mod sms;
+pub mod trunk;

@@ -91,4 +91,20 @@ proptest! {
         let bucket = u32::from_str_radix(hexpart, 16).unwrap();
         prop_assert!(u64::from(bucket) < (1u64 << nbits.min(30)));
     }
+
+    #[test]
+    fn trunk_bytes_never_panic_and_frames_re_encode(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        use tokio_util::codec::{Decoder, Encoder};
+        let mut src = bytes::BytesMut::from(&data[..]);
+        let mut consumed = 0;
+        while let Ok(Some(f)) = ness_core::trunk::FrameCodec.decode(&mut src) {
+            let mut again = bytes::BytesMut::new();
+            ness_core::trunk::FrameCodec.encode(f, &mut again).unwrap();
+            prop_assert_eq!(&again[..], &data[consumed..consumed + again.len()]);
+            consumed += again.len();
+        }
+        if let Ok(f) = ness_core::trunk::Frame::from_datagram(&data) {
+            prop_assert_eq!(f.to_datagram().unwrap(), data);
+        }
+    }
 }

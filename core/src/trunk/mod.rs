@@ -1,0 +1,15 @@
+//! Skywire trunking (docs/skywire.md §3): SIP and RTP between two PBXes carried
+//! as frames over a Skywire carrier (SOCKS5 CONNECT through skysocks-client, a
+//! TCP forward, or a UDP forward), each PBX keeping its own addresses so no SIP
+//! or SDP is rewritten.
+//!
+//! - [`frame`]: the frame and its codec (stream and datagram forms);
+//! - [`hello`]: the handshake that proves both relays know the trunk secret.
+//!
+//! The relay itself (carriers, queues, reconnects) builds on these.
+
+pub mod frame;
+pub mod hello;
+
+pub use frame::{Frame, FrameCodec, FrameError, FrameKind};
+pub use hello::{Dialler, HandshakeError, Listener, TrunkIdentity, TrunkSecret, VisorKey};
