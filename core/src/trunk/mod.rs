@@ -4,12 +4,18 @@
 //! or SDP is rewritten.
 //!
 //! - [`frame`]: the frame and its codec (stream and datagram forms);
-//! - [`hello`]: the handshake that proves both relays know the trunk secret.
+//! - [`hello`]: the handshake that proves both relays know the trunk secret;
+//! - [`queue`]: what waits for the carrier (SIP never dropped, RTP drop-oldest);
+//! - [`session`]: the handshake driven over any stream carrier, with a deadline.
 //!
 //! The relay itself (carriers, queues, reconnects) builds on these.
 
 pub mod frame;
 pub mod hello;
+pub mod queue;
+pub mod session;
 
 pub use frame::{Frame, FrameCodec, FrameError, FrameKind};
 pub use hello::{Dialler, HandshakeError, Listener, TrunkIdentity, TrunkSecret, VisorKey};
+pub use queue::{Outbox, OutboxCounters};
+pub use session::{SessionError, accept, dial};
