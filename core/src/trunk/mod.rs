@@ -6,15 +6,18 @@
 //! - [`frame`]: the frame and its codec (stream and datagram forms);
 //! - [`hello`]: the handshake that proves both relays know the trunk secret;
 //! - [`queue`]: what waits for the carrier (SIP never dropped, RTP drop-oldest);
-//! - [`session`]: the handshake driven over any stream carrier, with a deadline.
+//! - [`session`]: the handshake driven over any stream carrier, with a deadline;
+//! - [`carrier`]: opening a stream carrier (SOCKS5 CONNECT or a TCP forward).
 //!
 //! The relay itself (carriers, queues, reconnects) builds on these.
 
+pub mod carrier;
 pub mod frame;
 pub mod hello;
 pub mod queue;
 pub mod session;
 
+pub use carrier::{CarrierError, StreamCarrier};
 pub use frame::{Frame, FrameCodec, FrameError, FrameKind};
 pub use hello::{Dialler, HandshakeError, Listener, TrunkIdentity, TrunkSecret, VisorKey};
 pub use queue::{Outbox, OutboxCounters};
