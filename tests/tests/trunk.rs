@@ -82,3 +82,100 @@ async fn two_relays_handshake_and_carry_sip_through_a_socks5_proxy() {
     assert!(t0.elapsed() < LIMIT, "{e}");
     assert!(!e.contains("passcode\""), "the passcode must not appear in errors: {e}");
 }
+
+/// Two "hosts" on one loopback (docs/skywire.md §5 a): PBX A at 127.77.1.1 with
+/// its relay owning the peer's address 127.77.1.2; PBX B at 127.77.2.2 with its
+/// relay owning 127.77.2.1. SIP and RTP sent by each PBX to the peer's address
+/// arrive at the other PBX from the sender's own ports, through microsocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_and_rtp_cross_two_relays_with_their_ports_intact() {
+    use ness_core::trunk::{Relay, RelayPorts};
+    use std::sync::atomic::Ordering;
+    use tokio::net::UdpSocket;
+
+    let proxy_port = free_port();
+    let _socks = microsocks(proxy_port);
+    let sip = free_port();
+    let rtp = free_port();
+    let ports = |local: &str, owned: &str| RelayPorts {
+        local: local.parse().unwrap(),
+        owned: owned.parse().unwrap(),
+        sip: vec![sip],
+        rtp: rtp..=rtp + 3,
+    };
+    let relay_a = Relay::bind(ports("127.77.1.1", "127.77.1.2"), 500).await.unwrap();
+    let relay_b = std::sync::Arc::new(Relay::bind(ports("127.77.2.2", "127.77.2.1"), 500).await.unwrap());
+
+    // Relay B listens for the carrier; relay A dials it through the proxy.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
+    let rb = relay_b.clone();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (r, mut w) = s.into_split();
+        let mut r = FrameReader::new(r);
+        accept(&mut r, &mut w, id(B, A), LIMIT).await.unwrap();
+        rb.carry(r, w, Duration::from_secs(2)).await
+    });
+    let carrier = StreamCarrier::Socks5 {
+        proxy: format!("127.0.0.1:{proxy_port}").parse().unwrap(),
+        target: format!("127.0.0.1:{peer_port}"),
+        auth: Some(("trunk".into(), "passcode".into())),
+    };
+    let (r, mut w) = carrier.connect(LIMIT).await.unwrap().into_split();
+    let mut r = FrameReader::new(r);
+    dial(&mut r, &mut w, id(A, B), LIMIT).await.unwrap();
+    let relay_a = std::sync::Arc::new(relay_a);
+    let ra = relay_a.clone();
+    tokio::spawn(async move { ra.carry(r, w, Duration::from_secs(2)).await });
+
+    // SIP from PBX A to its peer's address, and the answer back.
+    let pbx_a_sip = UdpSocket::bind(("127.77.1.1", sip)).await.unwrap();
+    let pbx_b_sip = UdpSocket::bind(("127.77.2.2", sip)).await.unwrap();
+    let invite = b"INVITE sip:+4930123456@127.77.1.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.77.1.1\r\n\r\n";
+    pbx_a_sip.send_to(invite, ("127.77.1.2", sip)).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let (n, from) = tokio::time::timeout(LIMIT, pbx_b_sip.recv_from(&mut buf)).await.expect("the INVITE did not arrive").unwrap();
+    assert_eq!(&buf[..n], invite);
+    assert_eq!(from, format!("127.77.2.1:{sip}").parse().unwrap(), "PBX B sees PBX A's address and port");
+    pbx_b_sip.send_to(b"SIP/2.0 200 OK\r\n\r\n", from).await.unwrap();
+    let (n, from) = tokio::time::timeout(LIMIT, pbx_a_sip.recv_from(&mut buf)).await.expect("the 200 did not come back").unwrap();
+    assert_eq!((&buf[..n], from), (&b"SIP/2.0 200 OK\r\n\r\n"[..], format!("127.77.1.2:{sip}").parse().unwrap()));
+
+    // RTP both ways, 100 packets each, 20 ms apart as G.711 would be (sped up).
+    let a_rtp = UdpSocket::bind(("127.77.1.1", rtp)).await.unwrap();
+    let b_rtp = UdpSocket::bind(("127.77.2.2", rtp + 2)).await.unwrap();
+    let receive = |s: std::sync::Arc<UdpSocket>, want_from: std::net::SocketAddr| {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 512];
+            let mut got = 0;
+            while let Ok(Ok((n, from))) = tokio::time::timeout(Duration::from_secs(2), s.recv_from(&mut buf)).await {
+                assert_eq!((n, from), (172, want_from));
+                got += 1;
+                if got == 100 {
+                    break;
+                }
+            }
+            got
+        })
+    };
+    let (a_rtp, b_rtp) = (std::sync::Arc::new(a_rtp), std::sync::Arc::new(b_rtp));
+    let at_b = receive(b_rtp.clone(), format!("127.77.2.1:{rtp}").parse().unwrap());
+    let at_a = receive(a_rtp.clone(), format!("127.77.1.2:{}", rtp + 2).parse().unwrap());
+    for _ in 0..100 {
+        a_rtp.send_to(&[0x80; 172], ("127.77.1.2", rtp + 2)).await.unwrap();
+        b_rtp.send_to(&[0x80; 172], ("127.77.2.1", rtp)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!((at_b.await.unwrap(), at_a.await.unwrap()), (100, 100), "RTP lost on a healthy carrier");
+    let (ca, cb) = (&relay_a.counters, &relay_b.counters);
+    assert_eq!((ca.sip_out.load(Ordering::Relaxed), ca.rtp_out.load(Ordering::Relaxed)), (1, 100));
+    assert_eq!((cb.sip_in.load(Ordering::Relaxed), cb.rtp_in.load(Ordering::Relaxed)), (1, 100));
+    assert_eq!((ca.rtp_dropped.load(Ordering::Relaxed), cb.unroutable.load(Ordering::Relaxed)), (0, 0));
+
+    // A datagram from anyone but the local PBX is not carried.
+    let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    stranger.send_to(b"OPTIONS", ("127.77.1.2", sip)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ca.sip_out.load(Ordering::Relaxed), 1);
+}

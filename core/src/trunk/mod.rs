@@ -7,7 +7,8 @@
 //! - [`hello`]: the handshake that proves both relays know the trunk secret;
 //! - [`queue`]: what waits for the carrier (SIP never dropped, RTP drop-oldest);
 //! - [`session`]: the handshake driven over any stream carrier, with a deadline;
-//! - [`carrier`]: opening a stream carrier (SOCKS5 CONNECT or a TCP forward).
+//! - [`carrier`]: opening a stream carrier (SOCKS5 CONNECT or a TCP forward);
+//! - [`relay`]: the datagram side (the owned address's sockets) and one carrier session's traffic.
 //!
 //! The relay itself (carriers, queues, reconnects) builds on these.
 
@@ -15,10 +16,12 @@ pub mod carrier;
 pub mod frame;
 pub mod hello;
 pub mod queue;
+pub mod relay;
 pub mod session;
 
 pub use carrier::{CarrierError, StreamCarrier};
 pub use frame::{Frame, FrameCodec, FrameError, FrameKind};
 pub use hello::{Dialler, HandshakeError, Listener, TrunkIdentity, TrunkSecret, VisorKey};
 pub use queue::{Outbox, OutboxCounters};
+pub use relay::{Relay, RelayCounters, RelayPorts};
 pub use session::{SessionError, accept, dial};
