@@ -179,3 +179,68 @@ async fn sip_and_rtp_cross_two_relays_with_their_ports_intact() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(ca.sip_out.load(Ordering::Relaxed), 1);
 }
+
+/// The SOCKS proxy dies mid-call and comes back: both relays notice, the
+/// dialler re-dials with backoff, and the SIP sent during the outage arrives
+/// once the carrier is back (SIP is never dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_survives_its_proxy_restarting() {
+    use ness_core::trunk::{LinkState, LinkTimings, Relay, RelayPorts, dial_forever, listen_forever};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use tokio::net::UdpSocket;
+
+    let proxy_port = free_port();
+    let mut socks = microsocks(proxy_port);
+    let (sip, rtp) = (free_port(), free_port());
+    let ports = |local: &str, owned: &str| RelayPorts { local: local.parse().unwrap(), owned: owned.parse().unwrap(), sip: vec![sip], rtp: rtp..=rtp };
+    let relay_a = Arc::new(Relay::bind(ports("127.77.3.1", "127.77.3.2"), 100).await.unwrap());
+    let relay_b = Arc::new(Relay::bind(ports("127.77.4.2", "127.77.4.1"), 100).await.unwrap());
+    let t = LinkTimings { connect: Duration::from_secs(1), keepalive: Duration::from_millis(300), backoff_min: Duration::from_millis(100), backoff_max: Duration::from_millis(800) };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let carrier = StreamCarrier::Socks5 {
+        proxy: format!("127.0.0.1:{proxy_port}").parse().unwrap(),
+        target: listener.local_addr().unwrap().to_string(),
+        auth: Some(("trunk".into(), "passcode".into())),
+    };
+    let (state_a, state_b) = (Arc::new(LinkState::default()), Arc::new(LinkState::default()));
+    let b = tokio::spawn(listen_forever(relay_b.clone(), listener, id(B, A), t, state_b.clone(), stop.clone()));
+    let a = tokio::spawn(dial_forever(relay_a.clone(), carrier, id(A, B), t, state_a.clone(), stop));
+    let until = |what: &'static str, f: Box<dyn Fn() -> bool + Send>| async move {
+        let t0 = Instant::now();
+        while !f() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let sa = state_a.clone();
+    until("the trunk never came up", Box::new(move || sa.up.load(Ordering::SeqCst))).await;
+
+    let pbx_a = UdpSocket::bind(("127.77.3.1", sip)).await.unwrap();
+    let pbx_b = UdpSocket::bind(("127.77.4.2", sip)).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    pbx_a.send_to(b"OPTIONS 1", ("127.77.3.2", sip)).await.unwrap();
+    let (n, _) = tokio::time::timeout(LIMIT, pbx_b.recv_from(&mut buf)).await.expect("first SIP").unwrap();
+    assert_eq!(&buf[..n], b"OPTIONS 1");
+
+    // The proxy dies: the link goes down on both sides.
+    socks.kill();
+    let (sa, sb) = (state_a.clone(), state_b.clone());
+    until("the dialler did not notice", Box::new(move || !sa.up.load(Ordering::SeqCst))).await;
+    until("the listener did not notice", Box::new(move || !sb.up.load(Ordering::SeqCst))).await;
+    pbx_a.send_to(b"INVITE during the outage", ("127.77.3.2", sip)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(relay_a.waiting() >= 1, "the SIP sent during the outage is not kept");
+
+    // It comes back on the same port: a new session, and the kept SIP arrives.
+    let mut socks = microsocks(proxy_port);
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), pbx_b.recv_from(&mut buf)).await.expect("the kept SIP never arrived").unwrap();
+    assert_eq!(&buf[..n], b"INVITE during the outage");
+    assert!(state_a.sessions.load(Ordering::Relaxed) >= 2 && state_a.failures.load(Ordering::Relaxed) >= 1);
+    assert!(!state_a.last_failure.lock().unwrap().is_empty());
+    socks.wait_for("connected to 127.0.0.1:", Duration::from_secs(5));
+
+    stop_tx.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(3), async { (a.await, b.await) }).await.expect("the links did not stop");
+}

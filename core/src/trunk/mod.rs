@@ -8,13 +8,15 @@
 //! - [`queue`]: what waits for the carrier (SIP never dropped, RTP drop-oldest);
 //! - [`session`]: the handshake driven over any stream carrier, with a deadline;
 //! - [`carrier`]: opening a stream carrier (SOCKS5 CONNECT or a TCP forward);
-//! - [`relay`]: the datagram side (the owned address's sockets) and one carrier session's traffic.
+//! - [`relay`]: the datagram side (the owned address's sockets) and one carrier session's traffic;
+//! - [`link`]: keeping the trunk up (re-dial with backoff, accept one carrier after another).
 //!
 //! The relay itself (carriers, queues, reconnects) builds on these.
 
 pub mod carrier;
 pub mod frame;
 pub mod hello;
+pub mod link;
 pub mod queue;
 pub mod relay;
 pub mod session;
@@ -22,6 +24,7 @@ pub mod session;
 pub use carrier::{CarrierError, StreamCarrier};
 pub use frame::{Frame, FrameCodec, FrameError, FrameKind};
 pub use hello::{Dialler, HandshakeError, Listener, TrunkIdentity, TrunkSecret, VisorKey};
+pub use link::{LinkState, LinkTimings, dial_forever, listen_forever};
 pub use queue::{Outbox, OutboxCounters};
 pub use relay::{Relay, RelayCounters, RelayPorts};
 pub use session::{SessionError, accept, dial};
