@@ -24,7 +24,13 @@ fn free_port() -> u16 {
 
 /// microsocks on 127.0.0.1:`port`, with a passcode, once it accepts connections.
 fn microsocks(port: u16) -> Proc {
-    let p = Proc::start(require_tool("microsocks", "microsocks"), &["-i", "127.0.0.1", "-p", &port.to_string(), "-u", "trunk", "-P", "passcode"], &[]);
+    microsocks_as(port, "trunk")
+}
+
+/// … with this user name (skysocks takes the passcode as either field; the
+/// daemon sends it as both, so its test proxy wants it as both).
+fn microsocks_as(port: u16, user: &str) -> Proc {
+    let p = Proc::start(require_tool("microsocks", "microsocks"), &["-i", "127.0.0.1", "-p", &port.to_string(), "-u", user, "-P", "passcode"], &[]);
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(t0.elapsed() < Duration::from_secs(5), "microsocks did not listen on {port}");
@@ -243,4 +249,78 @@ async fn a_trunk_survives_its_proxy_restarting() {
 
     stop_tx.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(3), async { (a.await, b.await) }).await.expect("the links did not stop");
+}
+
+/// The `ness-trunk` daemon, twice (two "hosts" on one loopback), dialling
+/// through microsocks: SIP crosses both ways with its ports intact, a relay
+/// with another secret is refused with the reason in the log, and `--check`
+/// refuses a secret file others can read.
+#[test]
+fn two_ness_trunk_daemons_carry_sip_and_refuse_a_wrong_secret() {
+    use std::net::UdpSocket;
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let write_private = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    let secret = write_private("secret", "8f2c1d4e6a7b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d\n");
+    let other = write_private("other", "0000000000000000000000000000000000000000000000000000000000000000\n");
+    let passcode = write_private("passcode", "passcode\n");
+    let proxy_port = free_port();
+    let _socks = microsocks_as(proxy_port, "passcode");
+    let (sip, rtp, carrier) = (free_port(), free_port(), free_port());
+    let conf = |name: &str, me: &str, peer: &str, secret: &std::path::Path, local: &str, owned: &str, role: String| {
+        let p = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[[trunk]]\nname = \"{name}\"\nme = \"{me}\"\npeer = \"{peer}\"\nsecret_file = \"{}\"\nlocal_address = \"{local}\"\npeer_address = \"{owned}\"\nsip_ports = [{sip}]\nrtp_ports = \"{rtp}-{rtp}\"\nkeepalive_ms = 500\n{role}\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let b_conf = conf("b", B, A, &secret, "127.77.6.2", "127.77.6.1", format!("listen = \"127.0.0.1:{carrier}\""));
+    let dial = format!(
+        "dial = {{ carrier = \"socks5\", proxy = \"127.0.0.1:{proxy_port}\", target = \"127.0.0.1:{carrier}\", passcode_file = \"{}\" }}",
+        passcode.display()
+    );
+    let a_conf = conf("a", A, B, &secret, "127.77.5.1", "127.77.5.2", dial.clone());
+    let trunk = ness_tests::bin("ness-trunk");
+    let mut b = Proc::start(trunk.clone(), &["--config", b_conf.to_str().unwrap()], &[("RUST_LOG", "info")]);
+    b.wait_for("relaying", Duration::from_secs(10));
+    let mut a = Proc::start(trunk.clone(), &["--config", a_conf.to_str().unwrap()], &[("RUST_LOG", "info")]);
+    a.wait_for("trunk: up to visor", Duration::from_secs(10));
+
+    let pbx_a = UdpSocket::bind(("127.77.5.1", sip)).unwrap();
+    let pbx_b = UdpSocket::bind(("127.77.6.2", sip)).unwrap();
+    for s in [&pbx_a, &pbx_b] {
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    pbx_a.send_to(b"INVITE sip:+4930123456@127.77.5.2 SIP/2.0\r\n\r\n", ("127.77.5.2", sip)).unwrap();
+    let (n, from) = pbx_b.recv_from(&mut buf).expect("the INVITE did not cross");
+    assert_eq!((&buf[..n], from.to_string()), (&b"INVITE sip:+4930123456@127.77.5.2 SIP/2.0\r\n\r\n"[..], format!("127.77.6.1:{sip}")));
+    pbx_b.send_to(b"SIP/2.0 200 OK\r\n\r\n", from).unwrap();
+    let (n, from) = pbx_a.recv_from(&mut buf).expect("the 200 did not come back");
+    assert_eq!((&buf[..n], from.to_string()), (&b"SIP/2.0 200 OK\r\n\r\n"[..], format!("127.77.5.2:{sip}")));
+    a.kill();
+
+    // A relay with another secret: the listener refuses it and says why.
+    let c_conf = conf("c", A, B, &other, "127.77.7.1", "127.77.7.2", dial);
+    let mut c = Proc::start(trunk.clone(), &["--config", c_conf.to_str().unwrap()], &[("RUST_LOG", "info")]);
+    b.wait_for("does not know this trunk's secret", Duration::from_secs(10));
+    c.kill();
+    b.kill();
+
+    // --check refuses a secret others can read, naming the fix.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = ness_tests::run(&trunk, &["--config", b_conf.to_str().unwrap(), "--check"], &[], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"), "{}", String::from_utf8_lossy(&out.stderr));
 }

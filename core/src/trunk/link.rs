@@ -95,6 +95,7 @@ pub async fn dial_forever(relay: Arc<Relay>, carrier: StreamCarrier, id: TrunkId
             let (r, mut w) = carrier.connect(t.connect).await.map_err(|e| e.to_string())?.into_split();
             let mut r = FrameReader::new(r);
             dial(&mut r, &mut w, id.clone(), t.connect).await.map_err(|e| e.to_string())?;
+            tracing::info!("trunk: up to visor {} ({carrier:?})", id.peer);
             state.sessions.fetch_add(1, Ordering::Relaxed);
             state.up.store(true, Ordering::SeqCst);
             Err::<(), String>(format!("the carrier ended: {}", relay.carry(r, w, t.keepalive).await))
@@ -126,6 +127,7 @@ pub async fn listen_forever(relay: Arc<Relay>, listener: TcpListener, id: TrunkI
             let (r, mut w) = s.into_split();
             let mut r = FrameReader::new(r);
             accept(&mut r, &mut w, id.clone(), t.connect).await.map_err(|e| format!("carrier from {from}: {e}"))?;
+            tracing::info!("trunk: up to visor {} (carrier from {from})", id.peer);
             state.sessions.fetch_add(1, Ordering::Relaxed);
             state.up.store(true, Ordering::SeqCst);
             Err::<(), String>(format!("the carrier ended: {}", relay.carry(r, w, t.keepalive).await))

@@ -9,11 +9,13 @@
 //! - [`session`]: the handshake driven over any stream carrier, with a deadline;
 //! - [`carrier`]: opening a stream carrier (SOCKS5 CONNECT or a TCP forward);
 //! - [`relay`]: the datagram side (the owned address's sockets) and one carrier session's traffic;
-//! - [`link`]: keeping the trunk up (re-dial with backoff, accept one carrier after another).
+//! - [`link`]: keeping the trunk up (re-dial with backoff, accept one carrier after another);
+//! - [`config`]: the `[[trunk]]` configuration every host reads.
 //!
 //! The relay itself (carriers, queues, reconnects) builds on these.
 
 pub mod carrier;
+pub mod config;
 pub mod frame;
 pub mod hello;
 pub mod link;
