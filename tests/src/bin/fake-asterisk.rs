@@ -151,7 +151,9 @@ pub struct Channel {
     uniqueid: CString,
     exten: CString,
     tech: &'static TechHead,
-    answered_secs: AtomicI64,
+    /// The answer time in microseconds since the epoch (0: not answered), as
+    /// precise as Asterisk's own timeval.
+    answered_usecs: AtomicI64,
     softhangup_cause: AtomicI32,
     refs: AtomicI32,
     /// Where the value of `pbx_builtin_getvar_helper` lives until the next call.
@@ -733,7 +735,8 @@ pub struct timeval {
 pub unsafe extern "C" fn ast_channel_answertime(chan: *mut c_void) -> timeval {
     let ch = chan as *const Channel;
     assert!(unsafe { (*ch).refs.load(Ordering::SeqCst) } > 0, "answertime of a channel without a reference");
-    timeval { tv_sec: unsafe { (*ch).answered_secs.load(Ordering::SeqCst) }, tv_usec: 0 }
+    let us = unsafe { (*ch).answered_usecs.load(Ordering::SeqCst) };
+    timeval { tv_sec: us / 1_000_000, tv_usec: us % 1_000_000 }
 }
 
 #[unsafe(no_mangle)]
@@ -850,7 +853,7 @@ fn main() {
                             uniqueid: CString::new(format!("fake-{id}")).unwrap(),
                             exten: CString::new(exten).unwrap(),
                             tech: if tech == Some("PJSIP") { &TECH_PJSIP } else { &TECH_LOCAL },
-                            answered_secs: AtomicI64::new(0),
+                            answered_usecs: AtomicI64::new(0),
                             softhangup_cause: AtomicI32::new(-1),
                             refs: AtomicI32::new(1),
                             getvar: None,
@@ -874,8 +877,8 @@ fn main() {
                     (Some("answer"), Some(id)) => host(|h| match h.channels.get(&id.parse::<u32>().unwrap()) {
                         None => "no such channel".into(),
                         Some(ch) => {
-                            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-                            ch.answered_secs.store(now, Ordering::SeqCst);
+                            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+                            ch.answered_usecs.store(now, Ordering::SeqCst);
                             "answered".into()
                         }
                     }),
