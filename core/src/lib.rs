@@ -11,8 +11,9 @@
 //! - [`sms`]: received SMS — the message type, SMS-DELIVER PDUs, GSM 7-bit, concatenation;
 //! - [`randpay`]: RANDPAY metering — tariffs, challenges and tickets, the per-call schedule, the ledger;
 //! - [`trunk`]: Skywire trunking — the frame codec and the trunk handshake;
-//! - [`fence`]: panics caught before they reach a host's C code.
+//! - [`fence`]: panics caught before they reach a host's C code; [`causes`]: errors spelled out for operators.
 
+pub mod causes;
 pub mod emercoin;
 pub mod enumer;
 pub mod envelope;

@@ -20,17 +20,6 @@ pub enum Sender {
     Socks(Client<SocksV5<HttpConnector>, Full<Bytes>>),
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 impl Sender {
     /// A client, through `proxy` (`socks5://` or `socks5h://host:port`) if given.
     pub fn new(proxy: Option<&str>, timeout: Duration, pool: usize) -> Result<Sender, String> {
@@ -78,9 +67,9 @@ impl Sender {
                 Sender::Direct(c) => c.request(req).await,
                 Sender::Socks(c) => c.request(req).await,
             }
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| ness_core::causes::spell_out(&e))?;
             let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.map_err(|e| error_chain(&e))?.to_bytes();
+            let bytes = resp.into_body().collect().await.map_err(|e| ness_core::causes::spell_out(&e))?.to_bytes();
             Ok((status, bytes))
         };
         match tokio::time::timeout(timeout, exchange).await {

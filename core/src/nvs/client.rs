@@ -173,16 +173,7 @@ impl NvsClient {
 
     /// A transport failure, with its causes ("connection refused", …) spelled out.
     fn unreachable(&self, e: &(dyn std::error::Error + 'static)) -> NvsError {
-        let mut detail = e.to_string();
-        let mut source = e.source();
-        while let Some(s) = source {
-            let s_text = s.to_string();
-            if !detail.contains(&s_text) {
-                detail = format!("{detail}: {s_text}");
-            }
-            source = s.source();
-        }
-        NvsError::Unreachable { url: self.inner.endpoint.clone(), detail }
+        NvsError::Unreachable { url: self.inner.endpoint.clone(), detail: crate::causes::spell_out(e) }
     }
 
     fn expect(method: &str, v: &Value, want: &str) -> NvsError {

@@ -54,17 +54,6 @@ pub enum CarrierError {
     Connect { carrier: StreamCarrier, detail: String },
 }
 
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 impl StreamCarrier {
     /// Open the carrier: a byte stream to the peer relay.
     pub async fn connect(&self, limit: Duration) -> Result<TcpStream, CarrierError> {
@@ -83,7 +72,7 @@ impl StreamCarrier {
                         socks = socks.with_auth(user.clone(), pass.clone());
                     }
                     let target_uri: hyper::Uri = format!("http://{target}").parse().map_err(|e| fail(format!("target {target:?}: {e}")))?;
-                    let io = socks.call(target_uri).await.map_err(|e| fail(chain(&e)))?;
+                    let io = socks.call(target_uri).await.map_err(|e| fail(crate::causes::spell_out(&e)))?;
                     Ok(io.into_inner())
                 }
             }
