@@ -121,7 +121,7 @@ async fn sip_and_rtp_cross_two_relays_with_their_ports_intact() {
         let (r, mut w) = s.into_split();
         let mut r = FrameReader::new(r);
         accept(&mut r, &mut w, id(B, A), LIMIT).await.unwrap();
-        rb.carry(r, w, Duration::from_secs(2)).await
+        rb.carry(r, ness_core::trunk::session::FrameWriter(w), Duration::from_secs(2)).await
     });
     let carrier = StreamCarrier::Socks5 {
         proxy: format!("127.0.0.1:{proxy_port}").parse().unwrap(),
@@ -133,7 +133,7 @@ async fn sip_and_rtp_cross_two_relays_with_their_ports_intact() {
     dial(&mut r, &mut w, id(A, B), LIMIT).await.unwrap();
     let relay_a = std::sync::Arc::new(relay_a);
     let ra = relay_a.clone();
-    tokio::spawn(async move { ra.carry(r, w, Duration::from_secs(2)).await });
+    tokio::spawn(async move { ra.carry(r, ness_core::trunk::session::FrameWriter(w), Duration::from_secs(2)).await });
 
     // SIP from PBX A to its peer's address, and the answer back.
     let pbx_a_sip = UdpSocket::bind(("127.77.1.1", sip)).await.unwrap();
@@ -212,7 +212,7 @@ async fn a_trunk_survives_its_proxy_restarting() {
     };
     let (state_a, state_b) = (Arc::new(LinkState::default()), Arc::new(LinkState::default()));
     let b = tokio::spawn(listen_forever(relay_b.clone(), listener, id(B, A), t, state_b.clone(), stop.clone()));
-    let a = tokio::spawn(dial_forever(relay_a.clone(), carrier, id(A, B), t, state_a.clone(), stop));
+    let a = tokio::spawn(dial_forever(relay_a.clone(), ness_core::trunk::Carrier::Stream(carrier), id(A, B), t, state_a.clone(), stop));
     let until = |what: &'static str, f: Box<dyn Fn() -> bool + Send>| async move {
         let t0 = Instant::now();
         while !f() {
@@ -246,6 +246,104 @@ async fn a_trunk_survives_its_proxy_restarting() {
     assert!(state_a.sessions.load(Ordering::Relaxed) >= 2 && state_a.failures.load(Ordering::Relaxed) >= 1);
     assert!(!state_a.last_failure.lock().unwrap().is_empty());
     socks.wait_for("connected to 127.0.0.1:", Duration::from_secs(5));
+
+    stop_tx.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(3), async { (a.await, b.await) }).await.expect("the links did not stop");
+}
+
+/// The UDP carrier through a stand-in faithful-UDP forward that loses 10% of
+/// the datagrams each way and delays them by 5–15 ms (so datagrams 2 ms apart
+/// arrive reordered): the handshake completes, SIP gets through with SIP's own
+/// retransmissions, RTP flows both ways with only the injected losses (nothing
+/// waits behind a lost packet), and the trunk stays up on its first session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_carrier_rides_out_loss_and_reordering() {
+    use ness_core::trunk::{Carrier, DatagramListener, LinkState, LinkTimings, Relay, RelayPorts, dial_forever, listen_udp_forever};
+    use ness_tests::udp_forward::{Faults, UdpForward};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use tokio::net::UdpSocket;
+
+    let (sip, rtp) = (free_port(), free_port());
+    let ports = |local: &str, owned: &str| RelayPorts { local: local.parse().unwrap(), owned: owned.parse().unwrap(), sip: vec![sip], rtp: rtp..=rtp + 2 };
+    let relay_a = Arc::new(Relay::bind(ports("127.77.8.1", "127.77.8.2"), 1000).await.unwrap());
+    let relay_b = Arc::new(Relay::bind(ports("127.77.9.2", "127.77.9.1"), 1000).await.unwrap());
+    let t = LinkTimings { connect: Duration::from_secs(3), keepalive: Duration::from_millis(500), backoff_min: Duration::from_millis(100), backoff_max: Duration::from_millis(800) };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let listener = DatagramListener::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let faults = Faults { loss: 0.10, delay: Duration::from_millis(5), jitter: Duration::from_millis(10) };
+    let forward = UdpForward::start(listener.local_addr().unwrap(), faults, 7);
+    let (state_a, state_b) = (Arc::new(LinkState::default()), Arc::new(LinkState::default()));
+    let b = tokio::spawn(listen_udp_forever(relay_b.clone(), listener, id(B, A), t, state_b.clone(), stop.clone()));
+    let a = tokio::spawn(dial_forever(relay_a.clone(), Carrier::Udp { forward: forward.addr }, id(A, B), t, state_a.clone(), stop));
+    let t0 = Instant::now();
+    while !(state_a.up.load(Ordering::SeqCst) && state_b.up.load(Ordering::SeqCst)) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the trunk never came up: {}", state_a.last_failure.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // SIP, retransmitted as a SIP UA does (Timer A: 500 ms, doubling) until it arrives.
+    let pbx_a = UdpSocket::bind(("127.77.8.1", sip)).await.unwrap();
+    let pbx_b = UdpSocket::bind(("127.77.9.2", sip)).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let invite = b"INVITE sip:+4930123456@127.77.8.2 SIP/2.0\r\n\r\n";
+    let mut timer_a = Duration::from_millis(500);
+    let from = loop {
+        pbx_a.send_to(invite, ("127.77.8.2", sip)).await.unwrap();
+        if let Ok(r) = tokio::time::timeout(timer_a, pbx_b.recv_from(&mut buf)).await {
+            let (n, from) = r.unwrap();
+            assert_eq!(&buf[..n], invite);
+            break from;
+        }
+        timer_a *= 2;
+        assert!(timer_a < Duration::from_secs(8), "the INVITE never crossed the lossy carrier");
+    };
+    assert_eq!(from, format!("127.77.9.1:{sip}").parse().unwrap());
+
+    // RTP both ways: 400 numbered packets each, 2 ms apart.
+    let a_rtp = Arc::new(UdpSocket::bind(("127.77.8.1", rtp)).await.unwrap());
+    let b_rtp = Arc::new(UdpSocket::bind(("127.77.9.2", rtp + 2)).await.unwrap());
+    let receive = |s: Arc<UdpSocket>| {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 512];
+            let (mut got, mut reordered, mut last) = (0u32, 0u32, None::<u16>);
+            while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(800), s.recv_from(&mut buf)).await {
+                assert_eq!(n, 172);
+                let seq = u16::from_be_bytes([buf[2], buf[3]]);
+                if last.is_some_and(|l| seq < l) {
+                    reordered += 1;
+                }
+                last = Some(seq);
+                got += 1;
+            }
+            (got, reordered)
+        })
+    };
+    let (at_b, at_a) = (receive(b_rtp.clone()), receive(a_rtp.clone()));
+    for seq in 0..400u16 {
+        let mut p = [0u8; 172];
+        p[0] = 0x80;
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        a_rtp.send_to(&p, ("127.77.8.2", rtp + 2)).await.unwrap();
+        b_rtp.send_to(&p, ("127.77.9.1", rtp)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let ((got_b, reordered_b), (got_a, reordered_a)) = (at_b.await.unwrap(), at_a.await.unwrap());
+    eprintln!("RTP through 10% loss: {got_b}/400 at B ({reordered_b} out of order), {got_a}/400 at A ({reordered_a} out of order)");
+    for got in [got_b, got_a] {
+        assert!((300..400).contains(&got), "RTP received {got}/400: the injected loss is about 40, nothing else should go");
+    }
+    assert!(reordered_a + reordered_b > 0, "the jitter should have reordered some RTP (is the fault injection working?)");
+    assert!(forward.counters.lost.load(Ordering::Relaxed) > 40);
+    assert_eq!(u64::from(got_b), relay_b.counters.rtp_in.load(Ordering::Relaxed));
+    assert_eq!(relay_a.counters.rtp_dropped.load(Ordering::Relaxed), 0, "the relay itself dropped RTP");
+    assert_eq!(
+        (state_a.sessions.load(Ordering::Relaxed), state_b.sessions.load(Ordering::Relaxed)),
+        (1, 1),
+        "loss must not break the trunk: {} / {}",
+        state_a.last_failure.lock().unwrap(),
+        state_b.last_failure.lock().unwrap()
+    );
 
     stop_tx.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(3), async { (a.await, b.await) }).await.expect("the links did not stop");

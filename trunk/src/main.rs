@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use ness_core::trunk::config::{self, Role};
-use ness_core::trunk::{LinkState, Relay, dial_forever, listen_forever};
+use ness_core::trunk::{DatagramListener, LinkState, Relay, dial_forever, listen_forever, listen_udp_forever};
 
-/// SIP and RTP between two PBXes over a Skywire carrier (SOCKS5 or a TCP forward).
+/// SIP and RTP between two PBXes over a Skywire carrier (SOCKS5, a TCP forward or a UDP forward).
 #[derive(Parser, Debug)]
 #[command(name = "ness-trunk", version)]
 struct Args {
@@ -93,6 +93,16 @@ async fn run(trunks: Vec<config::Trunk>, status_every: Duration) -> ExitCode {
                     }
                 };
                 tasks.push(tokio::spawn(listen_forever(relay.clone(), l, t.id.clone(), t.timings, state.clone(), stop.clone())));
+            }
+            Role::ListenUdp(addr) => {
+                let l = match tokio::net::UdpSocket::bind(addr).await {
+                    Ok(l) => DatagramListener::new(l),
+                    Err(e) => {
+                        eprintln!("ness-trunk: trunk {}: cannot listen on udp {addr}: {e}", t.name);
+                        return ExitCode::FAILURE;
+                    }
+                };
+                tasks.push(tokio::spawn(listen_udp_forever(relay.clone(), l, t.id.clone(), t.timings, state.clone(), stop.clone())));
             }
             Role::Dial(carrier) => {
                 tasks.push(tokio::spawn(dial_forever(relay.clone(), carrier, t.id.clone(), t.timings, state.clone(), stop.clone())));

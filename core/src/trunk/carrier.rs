@@ -7,8 +7,10 @@
 //! - `Tcp`: plain TCP to a local forward port (a skynet raw-TCP forward on
 //!   Skywire v1.3.34 and later, or any other stream tunnel).
 //!
-//! A datagram carrier (a faithful-UDP forward) is a different shape and lives
-//! elsewhere. Every connect has a deadline.
+//! - `Udp` ([`Carrier::Udp`]): datagrams to a local faithful-UDP forward; its
+//!   handshake and frames live in datagram.rs.
+//!
+//! Every connect has a deadline.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -41,6 +43,24 @@ impl std::fmt::Debug for StreamCarrier {
                 write!(f, "socks5 via {proxy} to {target}{}", if auth.is_some() { " (with passcode)" } else { "" })
             }
             StreamCarrier::Tcp { addr } => write!(f, "tcp to {addr}"),
+        }
+    }
+}
+
+/// How a dialling relay reaches its peer relay.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Carrier {
+    /// A byte stream (SOCKS5 CONNECT or a TCP forward); frames are length-prefixed.
+    Stream(StreamCarrier),
+    /// A faithful-UDP forward listening on `forward`; one frame per datagram.
+    Udp { forward: SocketAddr },
+}
+
+impl std::fmt::Debug for Carrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Carrier::Stream(s) => s.fmt(f),
+            Carrier::Udp { forward } => write!(f, "udp to {forward}"),
         }
     }
 }

@@ -13,10 +13,12 @@
 //! sip_ports = [5060]
 //! rtp_ports = "10000-10099"
 //! keepalive_ms = 3000
-//! listen = "127.0.0.1:7100"       # the peer dials us here …
-//! # … or we dial it (exactly one of listen / dial):
+//! listen = "127.0.0.1:7100"       # the peer dials us here (a stream carrier) …
+//! # listen_udp = "127.0.0.1:7100" # … or through a faithful-UDP forward …
+//! # … or we dial it (exactly one of listen / listen_udp / dial):
 //! # dial = { carrier = "socks5", proxy = "127.0.0.1:1080", target = "127.0.0.1:7100", passcode_file = "…" }
 //! # dial = { carrier = "tcp", addr = "127.0.0.1:7200" }
+//! # dial = { carrier = "udp", forward = "127.0.0.1:7300" }
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::carrier::StreamCarrier;
+use super::carrier::{Carrier, StreamCarrier};
 use super::hello::{TrunkIdentity, TrunkSecret, VisorKey};
 use super::link::LinkTimings;
 use super::relay::RelayPorts;
@@ -56,6 +58,7 @@ pub struct TrunkSection {
     #[serde(default = "default_media_queue")]
     pub media_queue: usize,
     pub listen: Option<SocketAddr>,
+    pub listen_udp: Option<SocketAddr>,
     pub dial: Option<DialSection>,
 }
 
@@ -74,13 +77,17 @@ fn default_media_queue() -> usize {
 pub enum DialSection {
     Socks5 { proxy: SocketAddr, target: String, passcode_file: Option<PathBuf> },
     Tcp { addr: SocketAddr },
+    Udp { forward: SocketAddr },
 }
 
 /// How a trunk's relay meets its peer.
 #[derive(Clone, Debug)]
 pub enum Role {
+    /// The peer dials a stream carrier to this TCP address.
     Listen(SocketAddr),
-    Dial(StreamCarrier),
+    /// The peer's datagrams arrive at this UDP address (a faithful-UDP forward's target).
+    ListenUdp(SocketAddr),
+    Dial(Carrier),
 }
 
 /// A trunk, checked and ready to run.
@@ -155,10 +162,12 @@ impl TrunkSection {
         if !(500..=60_000).contains(&self.keepalive_ms) {
             return Err(invalid(format!("keepalive_ms {} is not 500 to 60000", self.keepalive_ms)));
         }
-        let role = match (self.listen, self.dial) {
-            (Some(l), None) => Role::Listen(l),
-            (None, Some(DialSection::Tcp { addr })) => Role::Dial(StreamCarrier::Tcp { addr }),
-            (None, Some(DialSection::Socks5 { proxy, target, passcode_file })) => {
+        let role = match (self.listen, self.listen_udp, self.dial) {
+            (Some(l), None, None) => Role::Listen(l),
+            (None, Some(l), None) => Role::ListenUdp(l),
+            (None, None, Some(DialSection::Tcp { addr })) => Role::Dial(Carrier::Stream(StreamCarrier::Tcp { addr })),
+            (None, None, Some(DialSection::Udp { forward })) => Role::Dial(Carrier::Udp { forward }),
+            (None, None, Some(DialSection::Socks5 { proxy, target, passcode_file })) => {
                 let auth = match passcode_file {
                     None => None,
                     Some(p) => {
@@ -167,9 +176,9 @@ impl TrunkSection {
                         Some((pass.clone(), pass))
                     }
                 };
-                Role::Dial(StreamCarrier::Socks5 { proxy, target, auth })
+                Role::Dial(Carrier::Stream(StreamCarrier::Socks5 { proxy, target, auth }))
             }
-            _ => return Err(invalid("set exactly one of listen (the peer dials us) or dial (we dial the peer)".into())),
+            _ => return Err(invalid("set exactly one of listen or listen_udp (the peer dials us) or dial (we dial the peer)".into())),
         };
         let keepalive = Duration::from_millis(self.keepalive_ms);
         Ok(Trunk {
@@ -237,9 +246,13 @@ mod tests {
             Path::new("t.toml"),
         )
         .unwrap();
-        let Role::Dial(StreamCarrier::Socks5 { auth: Some((u, _)), .. }) = &t[0].role else { panic!("{:?}", t[0].role) };
+        let Role::Dial(Carrier::Stream(StreamCarrier::Socks5 { auth: Some((u, _)), .. })) = &t[0].role else { panic!("{:?}", t[0].role) };
         assert_eq!(u.len(), 64);
         assert!(!format!("{:?}", t[0]).contains(u.as_str()), "the passcode must not be printed");
+        let t = parse(&file(&s, "dial = { carrier = \"udp\", forward = \"127.0.0.1:7300\" }\n"), Path::new("t.toml")).unwrap();
+        assert!(matches!(t[0].role, Role::Dial(Carrier::Udp { forward }) if forward.port() == 7300));
+        let t = parse(&file(&s, "listen_udp = \"127.0.0.1:7301\"\n"), Path::new("t.toml")).unwrap();
+        assert!(matches!(t[0].role, Role::ListenUdp(a) if a.port() == 7301));
     }
 
     #[test]
@@ -249,6 +262,7 @@ mod tests {
         let err = |extra: &str, s: &Path| parse(&file(s, extra), Path::new("t.toml")).unwrap_err().to_string();
         assert!(err("", &s).contains("exactly one of listen"));
         assert!(err("listen = \"127.0.0.1:1\"\ndial = { carrier = \"tcp\", addr = \"127.0.0.1:2\" }\n", &s).contains("exactly one"));
+        assert!(err("listen = \"127.0.0.1:1\"\nlisten_udp = \"127.0.0.1:2\"\n", &s).contains("exactly one"));
         assert!(err("listen = \"127.0.0.1:1\"\nsip_ports = [10005]\n", &s).contains("outside rtp_ports"));
         assert!(err("listen = \"127.0.0.1:1\"\ncolour = 1\n", &s).contains("unknown field"));
         assert!(err("listen = \"127.0.0.1:1\"\n", &secret(dir.path(), 0o644)).contains("chmod 600"));

@@ -11,10 +11,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::carrier::StreamCarrier;
+use super::carrier::Carrier;
+use super::datagram::{self, DatagramListener};
 use super::hello::TrunkIdentity;
 use super::relay::Relay;
-use super::session::{FrameReader, accept, dial};
+use super::session::{FrameReader, FrameWriter, SessionError, accept, dial};
 
 /// Timings of a link.
 #[derive(Clone, Copy, Debug)]
@@ -87,21 +88,39 @@ async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-/// The dialling side, until `stop` turns true.
-pub async fn dial_forever(relay: Arc<Relay>, carrier: StreamCarrier, id: TrunkIdentity, t: LinkTimings, state: Arc<LinkState>, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Backoff::new(t.backoff_min, t.backoff_max);
-    while !*stop.borrow() {
-        let session = async {
-            let (r, mut w) = carrier.connect(t.connect).await.map_err(|e| e.to_string())?.into_split();
+/// One dialled carrier session: open, handshake, carry until it fails.
+async fn dial_once(relay: &Relay, carrier: &Carrier, id: &TrunkIdentity, t: LinkTimings, state: &LinkState) -> Result<(), String> {
+    let up = || {
+        tracing::info!("trunk: up to visor {} ({carrier:?})", id.peer);
+        state.sessions.fetch_add(1, Ordering::Relaxed);
+        state.up.store(true, Ordering::SeqCst);
+    };
+    let ended = match carrier {
+        Carrier::Stream(stream) => {
+            let (r, mut w) = stream.connect(t.connect).await.map_err(|e| e.to_string())?.into_split();
             let mut r = FrameReader::new(r);
             dial(&mut r, &mut w, id.clone(), t.connect).await.map_err(|e| e.to_string())?;
-            tracing::info!("trunk: up to visor {} ({carrier:?})", id.peer);
-            state.sessions.fetch_add(1, Ordering::Relaxed);
-            state.up.store(true, Ordering::SeqCst);
-            Err::<(), String>(format!("the carrier ended: {}", relay.carry(r, w, t.keepalive).await))
-        };
+            up();
+            relay.carry(r, FrameWriter(w), t.keepalive).await
+        }
+        Carrier::Udp { forward } => {
+            let bind: std::net::SocketAddr = if forward.is_ipv4() { ([127, 0, 0, 1], 0).into() } else { (std::net::Ipv6Addr::LOCALHOST, 0).into() };
+            let sock = tokio::net::UdpSocket::bind(bind).await.map_err(|e| format!("udp carrier: {e}"))?;
+            sock.connect(forward).await.map_err(|e| format!("udp carrier to {forward}: {e}"))?;
+            let (source, sink) = datagram::dial(Arc::new(sock), id.clone(), t.connect).await.map_err(|e| format!("{carrier:?}: {e}"))?;
+            up();
+            relay.carry(source, sink, t.keepalive).await
+        }
+    };
+    Err(format!("the carrier ended: {ended}"))
+}
+
+/// The dialling side, until `stop` turns true.
+pub async fn dial_forever(relay: Arc<Relay>, carrier: Carrier, id: TrunkIdentity, t: LinkTimings, state: Arc<LinkState>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Backoff::new(t.backoff_min, t.backoff_max);
+    while !*stop.borrow() {
         let outcome = tokio::select! {
-            r = session => r,
+            r = dial_once(&relay, &carrier, &id, t, &state) => r,
             _ = stop.changed() => break,
         };
         let worked = state.up.load(Ordering::SeqCst);
@@ -130,7 +149,7 @@ pub async fn listen_forever(relay: Arc<Relay>, listener: TcpListener, id: TrunkI
             tracing::info!("trunk: up to visor {} (carrier from {from})", id.peer);
             state.sessions.fetch_add(1, Ordering::Relaxed);
             state.up.store(true, Ordering::SeqCst);
-            Err::<(), String>(format!("the carrier ended: {}", relay.carry(r, w, t.keepalive).await))
+            Err::<(), String>(format!("the carrier ended: {}", relay.carry(r, FrameWriter(w), t.keepalive).await))
         };
         let outcome = tokio::select! {
             r = session => r,
@@ -138,6 +157,33 @@ pub async fn listen_forever(relay: Arc<Relay>, listener: TcpListener, id: TrunkI
         };
         if let Err(why) = outcome {
             state.failed(why);
+        }
+    }
+    state.up.store(false, Ordering::SeqCst);
+}
+
+/// The listening side of a UDP carrier: one dialler at a time; a new
+/// dialler's hello ends the current session and starts the next.
+pub async fn listen_udp_forever(relay: Arc<Relay>, mut listener: DatagramListener, id: TrunkIdentity, t: LinkTimings, state: Arc<LinkState>, mut stop: watch::Receiver<bool>) {
+    let mut next_hello = None;
+    while !*stop.borrow() {
+        let session = async {
+            let (source, sink) = listener.accept(id.clone(), t.connect, next_hello.take()).await.map_err(|e| (format!("udp carrier: {e}"), None))?;
+            tracing::info!("trunk: up to visor {} (udp carrier)", id.peer);
+            state.sessions.fetch_add(1, Ordering::Relaxed);
+            state.up.store(true, Ordering::SeqCst);
+            match relay.carry(source, sink, t.keepalive).await {
+                SessionError::Restarted { from, hello } => Err((format!("the carrier ended: the peer relay started again from {from}"), Some((hello, from)))),
+                e => Err((format!("the carrier ended: {e}"), None)),
+            }
+        };
+        let outcome: Result<(), _> = tokio::select! {
+            r = session => r,
+            _ = stop.changed() => break,
+        };
+        if let Err((why, hello)) = outcome {
+            state.failed(why);
+            next_hello = hello;
         }
     }
     state.up.store(false, Ordering::SeqCst);

@@ -6,16 +6,17 @@
 //! - [`frame`]: the frame and its codec (stream and datagram forms);
 //! - [`hello`]: the handshake that proves both relays know the trunk secret;
 //! - [`queue`]: what waits for the carrier (SIP never dropped, RTP drop-oldest);
-//! - [`session`]: the handshake driven over any stream carrier, with a deadline;
+//! - [`session`]: `FrameSource`/`FrameSink`, the one interface every carrier's
+//!   halves implement, and the handshake driven over a stream carrier with a deadline;
 //! - [`carrier`]: opening a stream carrier (SOCKS5 CONNECT or a TCP forward);
+//! - [`datagram`]: the UDP carrier (a faithful-UDP forward), its retransmitting handshake;
 //! - [`relay`]: the datagram side (the owned address's sockets) and one carrier session's traffic;
 //! - [`link`]: keeping the trunk up (re-dial with backoff, accept one carrier after another);
 //! - [`config`]: the `[[trunk]]` configuration every host reads.
-//!
-//! The relay itself (carriers, queues, reconnects) builds on these.
 
 pub mod carrier;
 pub mod config;
+pub mod datagram;
 pub mod frame;
 pub mod hello;
 pub mod link;
@@ -23,10 +24,11 @@ pub mod queue;
 pub mod relay;
 pub mod session;
 
-pub use carrier::{CarrierError, StreamCarrier};
+pub use carrier::{Carrier, CarrierError, StreamCarrier};
+pub use datagram::DatagramListener;
 pub use frame::{Frame, FrameCodec, FrameError, FrameKind};
 pub use hello::{Dialler, HandshakeError, Listener, TrunkIdentity, TrunkSecret, VisorKey};
-pub use link::{LinkState, LinkTimings, dial_forever, listen_forever};
+pub use link::{LinkState, LinkTimings, dial_forever, listen_forever, listen_udp_forever};
 pub use queue::{Outbox, OutboxCounters};
 pub use relay::{Relay, RelayCounters, RelayPorts};
-pub use session::{SessionError, accept, dial};
+pub use session::{FrameSink, FrameSource, SessionError, accept, dial};

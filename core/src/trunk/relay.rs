@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc};
 
 use super::frame::{Frame, FrameKind, MAX_PAYLOAD};
 use super::queue::Outbox;
-use super::session::{FrameReader, SessionError, write_frame};
+use super::session::{FrameSink, FrameSource, SessionError};
 
 /// Which addresses and ports a relay handles.
 #[derive(Clone, Debug)]
@@ -114,11 +113,7 @@ impl Relay {
     /// Carry frames both ways over one carrier session until it fails
     /// (the reason is returned). Keepalives go out every `keepalive`; a
     /// carrier silent for three of them is declared dead.
-    pub async fn carry<R, W>(&self, mut reader: FrameReader<R>, mut writer: W, keepalive: Duration) -> SessionError
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
+    pub async fn carry(&self, mut source: impl FrameSource, mut sink: impl FrameSink, keepalive: Duration) -> SessionError {
         lock(&self.outbox.0).drop_control();
         let (ob, c) = (self.outbox.clone(), self.counters.clone());
         let send = async {
@@ -134,7 +129,7 @@ impl Relay {
                         }
                     }
                 };
-                if let Err(e) = write_frame(&mut writer, f.clone()).await {
+                if let Err(e) = sink.send_frame(f.clone()).await {
                     let mut o = lock(&ob.0);
                     o.unsend(f);
                     c.rtp_dropped.store(o.counters.rtp_dropped, Ordering::Relaxed);
@@ -144,8 +139,8 @@ impl Relay {
         };
         let receive = async {
             loop {
-                let f = match tokio::time::timeout(keepalive * 3, reader.next()).await {
-                    Err(_) => return SessionError::Timeout(keepalive * 3),
+                let f = match tokio::time::timeout(keepalive * 3, source.next_frame()).await {
+                    Err(_) => return SessionError::Silent(keepalive * 3),
                     Ok(Err(e)) => return e,
                     Ok(Ok(None)) => return SessionError::Closed,
                     Ok(Ok(Some(f))) => f,

@@ -1,6 +1,8 @@
-//! A carrier session's start: the handshake (hello.rs) driven over any stream
-//! carrier (a SOCKS5 CONNECT, a TCP forward, or a test's in-memory pipe), each
-//! step with a deadline, and the frame reading and writing the relay then uses.
+//! A carrier session: the two traits every carrier's halves implement
+//! ([`FrameSource`], [`FrameSink`]: frames in, frames out), their stream forms
+//! (over a SOCKS5 CONNECT, a TCP forward, or a test's in-memory pipe), and the
+//! handshake (hello.rs) driven over a stream, each step with a deadline. The
+//! datagram carrier's forms and handshake live in datagram.rs.
 
 use std::time::Duration;
 
@@ -22,6 +24,23 @@ pub enum SessionError {
     Closed,
     #[error("no answer within {0:?} during the handshake")]
     Timeout(Duration),
+    #[error("the carrier was silent for {0:?} (three keepalive periods)")]
+    Silent(Duration),
+    #[error("the carrier did not carry a frame: {0}")]
+    Frame(#[from] super::frame::FrameError),
+    #[error("the peer relay started a new handshake from {from}")]
+    Restarted { from: std::net::SocketAddr, hello: Frame },
+}
+
+/// Frames arriving on a carrier session (a stream's read half, a UDP socket).
+pub trait FrameSource: Send {
+    /// The next frame; `None` when the carrier ended cleanly.
+    fn next_frame(&mut self) -> impl Future<Output = Result<Option<Frame>, SessionError>> + Send;
+}
+
+/// Frames leaving on a carrier session.
+pub trait FrameSink: Send {
+    fn send_frame(&mut self, f: Frame) -> impl Future<Output = Result<(), SessionError>> + Send;
 }
 
 /// Reads frames from a stream carrier.
@@ -45,6 +64,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return if self.buf.is_empty() { Ok(None) } else { Err(SessionError::Closed) };
             }
         }
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send> FrameSource for FrameReader<R> {
+    async fn next_frame(&mut self) -> Result<Option<Frame>, SessionError> {
+        self.next().await
+    }
+}
+
+/// Writes frames to a stream carrier.
+pub struct FrameWriter<W>(pub W);
+
+impl<W: AsyncWrite + Unpin + Send> FrameSink for FrameWriter<W> {
+    async fn send_frame(&mut self, f: Frame) -> Result<(), SessionError> {
+        write_frame(&mut self.0, f).await
     }
 }
 
