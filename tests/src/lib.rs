@@ -5,6 +5,7 @@
 //! The binaries and privateness.so must be built first (`cargo build --workspace`,
 //! which the README's test command does); a missing one fails the test with that advice.
 
+pub mod netns;
 pub mod udp_forward;
 
 use std::io::{BufRead, BufReader};

@@ -109,8 +109,8 @@ async fn sip_and_rtp_cross_two_relays_with_their_ports_intact() {
         sip: vec![sip],
         rtp: rtp..=rtp + 3,
     };
-    let relay_a = Relay::bind(ports("127.77.1.1", "127.77.1.2"), 500).await.unwrap();
-    let relay_b = std::sync::Arc::new(Relay::bind(ports("127.77.2.2", "127.77.2.1"), 500).await.unwrap());
+    let relay_a = Relay::bind(ports("127.77.1.1", "127.77.1.2"), ness_core::trunk::MediaQueue { limit: 500, ..Default::default() }).await.unwrap();
+    let relay_b = std::sync::Arc::new(Relay::bind(ports("127.77.2.2", "127.77.2.1"), ness_core::trunk::MediaQueue { limit: 500, ..Default::default() }).await.unwrap());
 
     // Relay B listens for the carrier; relay A dials it through the proxy.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -200,8 +200,8 @@ async fn a_trunk_survives_its_proxy_restarting() {
     let mut socks = microsocks(proxy_port);
     let (sip, rtp) = (free_port(), free_port());
     let ports = |local: &str, owned: &str| RelayPorts { local: local.parse().unwrap(), owned: owned.parse().unwrap(), sip: vec![sip], rtp: rtp..=rtp };
-    let relay_a = Arc::new(Relay::bind(ports("127.77.3.1", "127.77.3.2"), 100).await.unwrap());
-    let relay_b = Arc::new(Relay::bind(ports("127.77.4.2", "127.77.4.1"), 100).await.unwrap());
+    let relay_a = Arc::new(Relay::bind(ports("127.77.3.1", "127.77.3.2"), ness_core::trunk::MediaQueue { limit: 100, ..Default::default() }).await.unwrap());
+    let relay_b = Arc::new(Relay::bind(ports("127.77.4.2", "127.77.4.1"), ness_core::trunk::MediaQueue { limit: 100, ..Default::default() }).await.unwrap());
     let t = LinkTimings { connect: Duration::from_secs(1), keepalive: Duration::from_millis(300), backoff_min: Duration::from_millis(100), backoff_max: Duration::from_millis(800) };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -266,8 +266,8 @@ async fn a_udp_carrier_rides_out_loss_and_reordering() {
 
     let (sip, rtp) = (free_port(), free_port());
     let ports = |local: &str, owned: &str| RelayPorts { local: local.parse().unwrap(), owned: owned.parse().unwrap(), sip: vec![sip], rtp: rtp..=rtp + 2 };
-    let relay_a = Arc::new(Relay::bind(ports("127.77.8.1", "127.77.8.2"), 1000).await.unwrap());
-    let relay_b = Arc::new(Relay::bind(ports("127.77.9.2", "127.77.9.1"), 1000).await.unwrap());
+    let relay_a = Arc::new(Relay::bind(ports("127.77.8.1", "127.77.8.2"), ness_core::trunk::MediaQueue { limit: 1000, ..Default::default() }).await.unwrap());
+    let relay_b = Arc::new(Relay::bind(ports("127.77.9.2", "127.77.9.1"), ness_core::trunk::MediaQueue { limit: 1000, ..Default::default() }).await.unwrap());
     let t = LinkTimings { connect: Duration::from_secs(3), keepalive: Duration::from_millis(500), backoff_min: Duration::from_millis(100), backoff_max: Duration::from_millis(800) };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let listener = DatagramListener::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());

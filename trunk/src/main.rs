@@ -66,7 +66,7 @@ async fn run(trunks: Vec<config::Trunk>, status_every: Duration) -> ExitCode {
     let mut tasks = Vec::new();
     let mut shown = Vec::new();
     for t in trunks {
-        let relay = match Relay::bind(t.ports.clone(), t.media_queue).await {
+        let relay = match Relay::bind(t.ports.clone(), t.media).await {
             Ok(r) => Arc::new(r),
             Err(e) => {
                 eprintln!("ness-trunk: trunk {}: {e}", t.name);

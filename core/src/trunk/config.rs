@@ -30,6 +30,7 @@ use serde::Deserialize;
 use super::carrier::{Carrier, StreamCarrier};
 use super::hello::{TrunkIdentity, TrunkSecret, VisorKey};
 use super::link::LinkTimings;
+use super::queue::MediaQueue;
 use super::relay::RelayPorts;
 
 /// The file: its trunks.
@@ -57,6 +58,8 @@ pub struct TrunkSection {
     pub keepalive_ms: u64,
     #[serde(default = "default_media_queue")]
     pub media_queue: usize,
+    #[serde(default = "default_media_max_age")]
+    pub media_max_age_ms: u64,
     pub listen: Option<SocketAddr>,
     pub listen_udp: Option<SocketAddr>,
     pub dial: Option<DialSection>,
@@ -69,7 +72,10 @@ fn default_keepalive() -> u64 {
     3000
 }
 fn default_media_queue() -> usize {
-    2000
+    MediaQueue::default().limit
+}
+fn default_media_max_age() -> u64 {
+    MediaQueue::default().max_age.as_millis() as u64
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +104,7 @@ pub struct Trunk {
     pub ports: RelayPorts,
     pub role: Role,
     pub timings: LinkTimings,
-    pub media_queue: usize,
+    pub media: MediaQueue,
 }
 
 /// Why a trunk configuration cannot be used.
@@ -159,6 +165,9 @@ impl TrunkSection {
         if self.sip_ports.is_empty() || self.sip_ports.iter().any(|p| *p == 0 || rtp.contains(p)) {
             return Err(invalid("sip_ports must be non-zero and outside rtp_ports".into()));
         }
+        if !(20..=10_000).contains(&self.media_max_age_ms) {
+            return Err(invalid(format!("media_max_age_ms {} is not 20 to 10000", self.media_max_age_ms)));
+        }
         if !(500..=60_000).contains(&self.keepalive_ms) {
             return Err(invalid(format!("keepalive_ms {} is not 500 to 60000", self.keepalive_ms)));
         }
@@ -186,7 +195,7 @@ impl TrunkSection {
             ports: RelayPorts { local: self.local_address, owned: self.peer_address, sip: self.sip_ports, rtp },
             role,
             timings: LinkTimings { keepalive, ..LinkTimings::default() },
-            media_queue: self.media_queue.max(1),
+            media: MediaQueue { limit: self.media_queue.max(1), max_age: Duration::from_millis(self.media_max_age_ms) },
             name: self.name,
         })
     }

@@ -29,6 +29,6 @@ pub use datagram::DatagramListener;
 pub use frame::{Frame, FrameCodec, FrameError, FrameKind};
 pub use hello::{Dialler, HandshakeError, Listener, TrunkIdentity, TrunkSecret, VisorKey};
 pub use link::{LinkState, LinkTimings, dial_forever, listen_forever, listen_udp_forever};
-pub use queue::{Outbox, OutboxCounters};
+pub use queue::{MediaQueue, Outbox, OutboxCounters};
 pub use relay::{Relay, RelayCounters, RelayPorts};
 pub use session::{FrameSink, FrameSource, SessionError, accept, dial};

@@ -1,18 +1,35 @@
 //! What waits to go out on a carrier: SIP is never dropped; RTP/RTCP waits in a
-//! bounded queue that drops its oldest datagram when the carrier stalls, since
-//! late media is worse than lost media (the far jitter buffer would only play it
-//! out of time). Counters say what was carried and what was dropped.
+//! bounded queue that drops its oldest datagram when the carrier stalls, and
+//! any datagram older than the queue's age limit when the carrier comes back,
+//! since late media is worse than lost media (the far jitter buffer would only
+//! discard it, after a burst). Counters say what was carried and what was dropped.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use super::frame::{Frame, FrameKind};
+
+/// How much RTP waits for a stalled carrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaQueue {
+    /// RTP frames kept at most (e.g. 50 × streams × 0.2 s); the oldest go first.
+    pub limit: usize,
+    /// RTP older than this is not sent at all.
+    pub max_age: Duration,
+}
+
+impl Default for MediaQueue {
+    fn default() -> Self {
+        MediaQueue { limit: 2000, max_age: Duration::from_millis(200) }
+    }
+}
 
 /// Frames waiting for the carrier, SIP first.
 #[derive(Debug)]
 pub struct Outbox {
     signalling: VecDeque<Frame>,
-    media: VecDeque<Frame>,
-    media_limit: usize,
+    media: VecDeque<(Instant, Frame)>,
+    media_queue: MediaQueue,
     pub counters: OutboxCounters,
 }
 
@@ -21,28 +38,28 @@ pub struct Outbox {
 pub struct OutboxCounters {
     pub sip_queued: u64,
     pub rtp_queued: u64,
-    /// RTP frames dropped (the oldest) because the queue was full.
+    /// RTP frames dropped: the oldest because the queue was full, or too old to send.
     pub rtp_dropped: u64,
     /// Control frames (keepalives, handshake) queued.
     pub control_queued: u64,
 }
 
 impl Outbox {
-    /// `media_limit`: RTP frames kept at most (e.g. 50 × streams × 0.2 s).
-    pub fn new(media_limit: usize) -> Outbox {
-        Outbox { signalling: VecDeque::new(), media: VecDeque::new(), media_limit: media_limit.max(1), counters: OutboxCounters::default() }
+    pub fn new(media_queue: MediaQueue) -> Outbox {
+        let media_queue = MediaQueue { limit: media_queue.limit.max(1), ..media_queue };
+        Outbox { signalling: VecDeque::new(), media: VecDeque::new(), media_queue, counters: OutboxCounters::default() }
     }
 
     /// Queue a frame. RTP beyond the limit pushes out the oldest RTP frame.
     pub fn push(&mut self, f: Frame) {
         match f.kind {
             FrameKind::Rtp => {
-                if self.media.len() >= self.media_limit {
+                if self.media.len() >= self.media_queue.limit {
                     self.media.pop_front();
                     self.counters.rtp_dropped += 1;
                 }
                 self.counters.rtp_queued += 1;
-                self.media.push_back(f);
+                self.media.push_back((Instant::now(), f));
             }
             FrameKind::Sip => {
                 self.counters.sip_queued += 1;
@@ -55,9 +72,19 @@ impl Outbox {
         }
     }
 
-    /// The next frame to send: signalling and control before media.
+    /// The next frame to send: signalling and control before media; media
+    /// past its age limit is dropped on the way.
     pub fn pop(&mut self) -> Option<Frame> {
-        self.signalling.pop_front().or_else(|| self.media.pop_front())
+        if let Some(f) = self.signalling.pop_front() {
+            return Some(f);
+        }
+        while let Some((queued, f)) = self.media.pop_front() {
+            if queued.elapsed() <= self.media_queue.max_age {
+                return Some(f);
+            }
+            self.counters.rtp_dropped += 1;
+        }
+        None
     }
 
     /// A frame that could not be sent (the carrier broke): SIP goes back to the
@@ -98,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_stalled_carrier_drops_the_oldest_media_and_no_sip() {
-        let mut o = Outbox::new(3);
+        let mut o = Outbox::new(MediaQueue { limit: 3, max_age: Duration::from_secs(60) });
         for n in 0..10 {
             o.push(rtp(n));
             o.push(sip(n));
@@ -112,7 +139,7 @@ mod tests {
 
     #[test]
     fn what_a_broken_carrier_could_not_send() {
-        let mut o = Outbox::new(10);
+        let mut o = Outbox::new(MediaQueue::default());
         o.push(sip(1));
         o.push(Frame::new(FrameKind::Keepalive, 0, 0, vec![]));
         o.push(sip(2));
@@ -124,5 +151,17 @@ mod tests {
         let out: Vec<u8> = std::iter::from_fn(|| o.pop()).map(|f| f.payload[0]).collect();
         assert_eq!(out, [1, 2], "SIP kept, in order; the keepalive gone");
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn media_too_old_to_play_is_not_sent() {
+        let mut o = Outbox::new(MediaQueue { limit: 100, max_age: Duration::from_millis(30) });
+        o.push(rtp(1));
+        o.push(sip(2));
+        std::thread::sleep(Duration::from_millis(60));
+        o.push(rtp(3));
+        let out: Vec<u8> = std::iter::from_fn(|| o.pop()).map(|f| f.payload[0]).collect();
+        assert_eq!(out, [2, 3], "SIP is never too old; the stale RTP went");
+        assert_eq!(o.counters.rtp_dropped, 1);
     }
 }

@@ -20,7 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc};
 
 use super::frame::{Frame, FrameKind, MAX_PAYLOAD};
-use super::queue::Outbox;
+use super::queue::{MediaQueue, Outbox};
 use super::session::{FrameSink, FrameSource, SessionError};
 
 /// Which addresses and ports a relay handles.
@@ -63,9 +63,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Relay {
-    /// Bind the owned address's ports and start reading them. `media_limit`:
-    /// RTP frames kept while the carrier stalls.
-    pub async fn bind(ports: RelayPorts, media_limit: usize) -> std::io::Result<Relay> {
+    /// Bind the owned address's ports and start reading them. `media`: how
+    /// much RTP waits while the carrier stalls.
+    pub async fn bind(ports: RelayPorts, media: MediaQueue) -> std::io::Result<Relay> {
         let mut sockets = HashMap::new();
         for port in ports.sip.iter().copied().chain(ports.rtp.clone()) {
             let s = UdpSocket::bind(SocketAddr::new(ports.owned, port))
@@ -73,7 +73,7 @@ impl Relay {
                 .map_err(|e| std::io::Error::new(e.kind(), format!("trunk relay: cannot bind {}:{port}: {e}", ports.owned)))?;
             sockets.insert(port, Arc::new(s));
         }
-        let outbox = Arc::new((Mutex::new(Outbox::new(media_limit)), Notify::new()));
+        let outbox = Arc::new((Mutex::new(Outbox::new(media)), Notify::new()));
         let counters = Arc::new(RelayCounters::default());
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
         let mut readers = Vec::new();
