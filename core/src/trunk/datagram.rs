@@ -46,9 +46,10 @@ pub struct DatagramSink {
 }
 
 impl FrameSink for DatagramSink {
-    async fn send_frame(&mut self, f: Frame) -> Result<(), SessionError> {
-        let d = f.to_datagram()?;
-        self.sock.send_to(&d, self.peer).await?;
+    async fn send_frames(&mut self, frames: &[Frame]) -> Result<(), SessionError> {
+        for f in frames {
+            self.sock.send_to(&f.to_datagram()?, self.peer).await?;
+        }
         Ok(())
     }
 }

@@ -17,11 +17,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use super::frame::{Frame, FrameKind, MAX_PAYLOAD};
 use super::queue::{MediaQueue, Outbox};
 use super::session::{FrameSink, FrameSource, SessionError};
+
+/// Receive buffer of an RTP socket: RTP, even video, stays under the MTU.
+const RTP_BUFFER: usize = 4096;
+/// At most this many bytes of frames go to the carrier in one write.
+const BATCH_BYTES: usize = 32 * 1024;
 
 /// Which addresses and ports a relay handles.
 #[derive(Clone, Debug)]
@@ -75,38 +80,30 @@ impl Relay {
         }
         let outbox = Arc::new((Mutex::new(Outbox::new(media)), Notify::new()));
         let counters = Arc::new(RelayCounters::default());
-        let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
         let mut readers = Vec::new();
         for (&port, s) in &sockets {
-            let (s, tx, kind) = (s.clone(), tx.clone(), if ports.sip.contains(&port) { FrameKind::Sip } else { FrameKind::Rtp });
-            let local = ports.local;
+            let sip = ports.sip.contains(&port);
+            let (s, ob, c, local) = (s.clone(), outbox.clone(), counters.clone(), ports.local);
             readers.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; MAX_PAYLOAD];
+                let (kind, counter) = if sip { (FrameKind::Sip, &c.sip_out) } else { (FrameKind::Rtp, &c.rtp_out) };
+                // SIP may fill a UDP datagram; RTP (even video) stays under the MTU.
+                let mut buf = vec![0u8; if sip { MAX_PAYLOAD } else { RTP_BUFFER }];
                 loop {
                     let Ok((n, from)) = s.recv_from(&mut buf).await else { continue };
                     // Only the local PBX may use the trunk.
                     if from.ip() != local {
                         continue;
                     }
-                    if tx.send(Frame::new(kind, from.port(), port, buf[..n].to_vec())).is_err() {
-                        return;
-                    }
+                    // Into the outbox at once, whatever the carrier is doing.
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    let mut o = lock(&ob.0);
+                    o.push(Frame::new(kind, from.port(), port, buf[..n].to_vec()));
+                    c.rtp_dropped.store(o.counters.rtp_dropped, Ordering::Relaxed);
+                    drop(o);
+                    ob.1.notify_one();
                 }
             }));
         }
-        // Datagrams go into the outbox at once, whatever the carrier is doing.
-        let (ob, c) = (outbox.clone(), counters.clone());
-        readers.push(tokio::spawn(async move {
-            while let Some(f) = rx.recv().await {
-                let counter = if f.kind == FrameKind::Sip { &c.sip_out } else { &c.rtp_out };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let mut o = lock(&ob.0);
-                o.push(f);
-                c.rtp_dropped.store(o.counters.rtp_dropped, Ordering::Relaxed);
-                drop(o);
-                ob.1.notify_one();
-            }
-        }));
         Ok(Relay { ports, sockets, outbox, counters, _readers: readers })
     }
 
@@ -118,23 +115,35 @@ impl Relay {
         let (ob, c) = (self.outbox.clone(), self.counters.clone());
         let send = async {
             let mut tick = tokio::time::interval(keepalive);
+            let mut batch = Vec::new();
             loop {
-                let next = lock(&ob.0).pop();
-                let f = match next {
-                    Some(f) => f,
-                    None => {
-                        tokio::select! {
-                            _ = ob.1.notified() => continue,
-                            _ = tick.tick() => Frame::new(FrameKind::Keepalive, 0, 0, Vec::new()),
-                        }
-                    }
-                };
-                if let Err(e) = sink.send_frame(f.clone()).await {
+                // Everything waiting (up to BATCH_BYTES) goes in one write.
+                {
                     let mut o = lock(&ob.0);
-                    o.unsend(f);
+                    let mut bytes = 0;
+                    while bytes < BATCH_BYTES {
+                        let Some(f) = o.pop() else { break };
+                        bytes += f.payload.len() + super::frame::HEADER_LEN;
+                        batch.push(f);
+                    }
+                    c.rtp_dropped.store(o.counters.rtp_dropped, Ordering::Relaxed);
+                }
+                if batch.is_empty() {
+                    tokio::select! {
+                        _ = ob.1.notified() => continue,
+                        _ = tick.tick() => batch.push(Frame::new(FrameKind::Keepalive, 0, 0, Vec::new())),
+                    }
+                }
+                if let Err(e) = sink.send_frames(&batch).await {
+                    let mut o = lock(&ob.0);
+                    // SIP goes back to the front in its order; RTP is stale by the next carrier.
+                    for f in batch.drain(..).rev() {
+                        o.unsend(f);
+                    }
                     c.rtp_dropped.store(o.counters.rtp_dropped, Ordering::Relaxed);
                     return e;
                 }
+                batch.clear();
             }
         };
         let receive = async {

@@ -40,7 +40,12 @@ pub trait FrameSource: Send {
 
 /// Frames leaving on a carrier session.
 pub trait FrameSink: Send {
-    fn send_frame(&mut self, f: Frame) -> impl Future<Output = Result<(), SessionError>> + Send;
+    /// Send these frames in order (a stream carrier writes them at once).
+    fn send_frames(&mut self, frames: &[Frame]) -> impl Future<Output = Result<(), SessionError>> + Send;
+
+    fn send_frame(&mut self, f: Frame) -> impl Future<Output = Result<(), SessionError>> + Send {
+        async move { self.send_frames(std::slice::from_ref(&f)).await }
+    }
 }
 
 /// Reads frames from a stream carrier.
@@ -77,8 +82,14 @@ impl<R: AsyncRead + Unpin + Send> FrameSource for FrameReader<R> {
 pub struct FrameWriter<W>(pub W);
 
 impl<W: AsyncWrite + Unpin + Send> FrameSink for FrameWriter<W> {
-    async fn send_frame(&mut self, f: Frame) -> Result<(), SessionError> {
-        write_frame(&mut self.0, f).await
+    async fn send_frames(&mut self, frames: &[Frame]) -> Result<(), SessionError> {
+        let mut out = BytesMut::with_capacity(frames.iter().map(|f| super::frame::HEADER_LEN + f.payload.len()).sum());
+        for f in frames {
+            FrameCodec.encode(f.clone(), &mut out)?;
+        }
+        self.0.write_all(&out).await?;
+        self.0.flush().await?;
+        Ok(())
     }
 }
 
