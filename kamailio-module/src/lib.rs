@@ -13,6 +13,7 @@ mod log;
 mod randpay;
 mod rpc;
 mod script;
+mod trunk;
 mod worker;
 
 use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
@@ -66,6 +67,10 @@ unsafe fn set_param(key: &str, ptype: c_uint, val: *mut c_void) -> c_int {
             randpay::SIDE_CHANNEL_TEXT.lock().unwrap_or_else(|p| p.into_inner()).1 = text;
             Ok(())
         }
+        "trunk_config" => {
+            *trunk::CONFIG_PATH.lock().unwrap_or_else(|p| p.into_inner()) = text;
+            Ok(())
+        }
         k if k.starts_with("randpay_") => randpay::RANDPAY.lock().unwrap_or_else(|p| p.into_inner()).set(k, &text),
         _ => SETTINGS.lock().unwrap_or_else(|p| p.into_inner()).set(key, &text),
     };
@@ -116,6 +121,7 @@ setters! {
     p_randpay_side_peers => "randpay_side_peers",
     p_randpay_payee_url => "randpay_payee_url",
     p_randpay_side_timeout_ms => "randpay_side_timeout_ms",
+    p_trunk_config => "trunk_config",
 }
 
 const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> param_export_t {
@@ -125,7 +131,7 @@ const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> para
 const S: c_uint = PARAM_STRING;
 const I: c_uint = PARAM_INT;
 
-static PARAMS: Ffi<[param_export_t; 37]> = Ffi([
+static PARAMS: Ffi<[param_export_t; 38]> = Ffi([
     param(c"node_url", S, p_node_url),
     param(c"emercoin_conf", S, p_emercoin_conf),
     param(c"rpc_user", S, p_rpc_user),
@@ -163,6 +169,7 @@ static PARAMS: Ffi<[param_export_t; 37]> = Ffi([
     param(c"randpay_payee_url", S, p_randpay_payee_url),
     param(c"randpay_side_timeout_ms", I, p_randpay_side_timeout_ms),
     param(c"randpay_side_timeout_ms", S, p_randpay_side_timeout_ms),
+    param(c"trunk_config", S, p_trunk_config),
     param_export_t { name: ptr::null(), type_: 0, param_pointer: ptr::null_mut() },
 ]);
 
@@ -230,13 +237,19 @@ static DOC_RP_LEDGER: Ffi<[*const c_char; 2]> =
 static DOC_RP_STOP: Ffi<[*const c_char; 2]> =
     Ffi([c"Payer: pay nothing more for a call (randpay.stop <call-id>) or for any call until restart (randpay.stop all)".as_ptr(), ptr::null()]);
 
-static RPC: Ffi<[rpc_export_t; 7]> = Ffi([
+static DOC_TRUNKS: Ffi<[*const c_char; 2]> = Ffi([
+    c"Skywire trunks (trunk_config): up or down, carrier, sessions, failures, the last failure, SIP and RTP each way, RTP dropped".as_ptr(),
+    ptr::null(),
+]);
+
+static RPC: Ffi<[rpc_export_t; 8]> = Ffi([
     rpc_export_t { name: c"privateness.status".as_ptr(), function: Some(rpc::rpc_status), doc_str: DOC_STATUS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.lookup".as_ptr(), function: Some(rpc::rpc_lookup), doc_str: DOC_LOOKUP.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.cache_flush".as_ptr(), function: Some(rpc::rpc_cache_flush), doc_str: DOC_FLUSH.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"randpay.calls".as_ptr(), function: Some(rpc::rpc_randpay_calls), doc_str: DOC_RP_CALLS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"randpay.ledger".as_ptr(), function: Some(rpc::rpc_randpay_ledger), doc_str: DOC_RP_LEDGER.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"randpay.stop".as_ptr(), function: Some(rpc::rpc_randpay_stop), doc_str: DOC_RP_STOP.0.as_ptr(), flags: 0 },
+    rpc_export_t { name: c"privateness.trunks".as_ptr(), function: Some(rpc::rpc_trunks), doc_str: DOC_TRUNKS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: ptr::null(), function: None, doc_str: ptr::null(), flags: 0 },
 ]);
 
@@ -296,6 +309,10 @@ unsafe extern "C" fn mod_init() -> c_int {
             kerr!("{e}");
             return -1;
         }
+        if let Err(e) = trunk::init() {
+            kerr!("{e}");
+            return -1;
+        }
         0
     })
 }
@@ -305,7 +322,7 @@ unsafe extern "C" fn mod_init() -> c_int {
 unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     fence("child_init", -1, || {
         if rank == ffi::PROC_MAIN {
-            return match randpay::fork_process() {
+            return match randpay::fork_process().and_then(|()| trunk::fork()) {
                 Ok(()) => 0,
                 Err(e) => {
                     kerr!("{e}");

@@ -5,7 +5,8 @@
 //!   node lookups, stale answers, failures, cache entries (all processes);
 //! - `privateness.lookup <number>`: resolve and show targets and ignored records;
 //! - `privateness.cache_flush`: empty every process's cache (each process does it
-//!   before its next lookup).
+//!   before its next lookup);
+//! - `privateness.trunks`: the Skywire trunks the TRUNK process runs (trunk.rs).
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::sync::atomic::Ordering;
@@ -263,6 +264,38 @@ pub unsafe extern "C" fn rpc_randpay_ledger(rpc: *mut rpc_t, ctx: *mut c_void) {
             }
             Ok(other) => fault(rpc, ctx, 500, &format!("unexpected answer {other:?}")),
             Err(e) => fault(rpc, ctx, 404, &e),
+        }
+    })
+}
+
+/// `privateness.trunks`: one struct per trunk, from the TRUNK process.
+pub unsafe extern "C" fn rpc_trunks(rpc: *mut rpc_t, ctx: *mut c_void) {
+    fence("privateness.trunks", (), || unsafe {
+        let rpc = &*rpc;
+        match crate::trunk::status() {
+            Ok(crate::trunk::Answer::Running { trunks }) => {
+                for t in trunks {
+                    let Some(r) = Reply::new(rpc, ctx) else { return };
+                    r.str("name", &t.name);
+                    r.str("state", if t.up { "up" } else { "down" });
+                    r.str("peer", &t.peer);
+                    r.str("carrier", &t.carrier);
+                    r.str("local", &t.local);
+                    r.str("peer_address", &t.owned);
+                    r.num("sessions", t.sessions);
+                    r.num("failures", t.failures);
+                    r.str("last_failure", &t.last_failure);
+                    r.num("sip_out", t.sip_out);
+                    r.num("sip_in", t.sip_in);
+                    r.num("rtp_out", t.rtp_out);
+                    r.num("rtp_in", t.rtp_in);
+                    r.num("rtp_dropped", t.rtp_dropped);
+                    r.num("unroutable", t.unroutable);
+                    r.num("waiting", t.waiting);
+                }
+            }
+            Ok(crate::trunk::Answer::Failed { reason }) => fault(rpc, ctx, 500, &format!("the trunks did not start: {reason}")),
+            Err(e) => fault(rpc, ctx, 500, &e),
         }
     })
 }

@@ -17,12 +17,14 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Create `ness-<pid>-<tag>` with its loopback up.
+    /// Create `ness-<pid>-<n>-<tag>` with its loopback up.
     pub fn create(tag: &str) -> NetNs {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let ip = require_tool("ip", "iproute2");
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "this test creates network namespaces and must run as root (CI does)");
-        let name = format!("ness-{}-{tag}", std::process::id());
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ness-{}-{n}-{tag}", std::process::id());
         let out = run(&ip, &["netns", "add", &name], &[], Duration::from_secs(10));
         assert!(out.status.success(), "ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr));
         let ns = NetNs { name, ip };

@@ -1,7 +1,8 @@
 //! A real call across a Skywire trunk (issue 7, docs/skywire.md §5): two
 //! "hosts" as network namespaces, each with a Kamailio running the shipped
-//! dialplan/kamailio/skywire-trunk.cfg and a `ness-trunk` relay, both using the
-//! same two trunk addresses as two real hosts would. The only path between the
+//! dialplan/kamailio/skywire-trunk.cfg and a trunk relay (the `ness-trunk`
+//! daemon, or privateness.so's TRUNK process inside that Kamailio), both using
+//! the same two trunk addresses as two real hosts would. The only path between the
 //! namespaces is a Unix socket: socat carries host A's SOCKS5 connections to
 //! Debian's microsocks on host B, which stands in for skysocks (with a
 //! passcode). SIPp calls from host A to a SIPp phone on host B that echoes RTP;
@@ -30,6 +31,23 @@ struct Counters {
     rtp_out: u64,
     rtp_in: u64,
     rtp_dropped: u64,
+}
+
+/// Where the relays run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Hosting {
+    /// The `ness-trunk` daemon next to each Kamailio.
+    Daemon,
+    /// Inside each Kamailio (privateness.so, `trunk_config`), read with `kamcmd privateness.trunks`.
+    Kamailio,
+}
+
+/// `privateness.trunks` of one Kamailio.
+fn kamailio_counters(ctl: &str) -> Counters {
+    let out = ness_tests::run(&require_tool("kamcmd", "kamailio"), &["-s", ctl, "privateness.trunks"], &[], Duration::from_secs(10));
+    let f = ness_tests::fields(&String::from_utf8_lossy(&out.stdout));
+    let n = |k: &str| f.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Counters { sessions: n("sessions"), sip_out: n("sip_out"), sip_in: n("sip_in"), rtp_out: n("rtp_out"), rtp_in: n("rtp_in"), rtp_dropped: n("rtp_dropped") }
 }
 
 /// The newest status line of a `ness-trunk` (logged every second).
@@ -62,6 +80,17 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn a_sipp_call_crosses_two_kamailios_over_the_trunk_and_survives_a_proxy_restart() {
+    call_across_the_trunk(Hosting::Daemon);
+}
+
+/// The same call with the relays inside the two Kamailios (privateness.so's
+/// TRUNK process), counted with `kamcmd privateness.trunks`.
+#[test]
+fn kamailio_hosts_the_trunk_relay_itself() {
+    call_across_the_trunk(Hosting::Kamailio);
+}
+
+fn call_across_the_trunk(hosting: Hosting) {
     for (tool, package) in [("kamailio", "kamailio"), ("sipp", "sip-tester"), ("microsocks", "microsocks"), ("socat", "socat")] {
         require_tool(tool, package);
     }
@@ -101,17 +130,31 @@ fn a_sipp_call_crosses_two_kamailios_over_the_trunk_and_survives_a_proxy_restart
         format!("dial = {{ carrier = \"socks5\", proxy = \"127.0.0.1:1080\", target = \"127.0.0.1:7100\", passcode_file = \"{}\" }}", path("passcode")),
     );
     let env = [("RUST_LOG", "info")];
-    let mut trunk_b = host_b.start(bin("ness-trunk"), &["--config", &conf_b, "--status-every", "1"], &env);
-    trunk_b.wait_for("relaying", Duration::from_secs(10));
-    let mut trunk_a = host_a.start(bin("ness-trunk"), &["--config", &conf_a, "--status-every", "1"], &env);
-    trunk_a.wait_for("trunk: up to visor", Duration::from_secs(15));
-
+    let mut daemons = None;
+    if hosting == Hosting::Daemon {
+        let mut trunk_b = host_b.start(bin("ness-trunk"), &["--config", &conf_b, "--status-every", "1"], &env);
+        trunk_b.wait_for("relaying", Duration::from_secs(10));
+        let mut trunk_a = host_a.start(bin("ness-trunk"), &["--config", &conf_a, "--status-every", "1"], &env);
+        trunk_a.wait_for("trunk: up to visor", Duration::from_secs(15));
+        daemons = Some((trunk_a, trunk_b));
+    }
     // The PBXes: the shipped trunk cfg on each host.
     let cfg = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dialplan/kamailio/skywire-trunk.cfg");
-    let kamailio = |ns: &NetNs, name: &str, me: &str, peer: &str, phones: &str| {
+    let ctl = |name: &str| format!("unix:{}", path(&format!("ctl-{name}")));
+    let kamailio = |ns: &NetNs, name: &str, me: &str, peer: &str, phones: &str, trunk_conf: &str| {
         let run_dir = path(&format!("run-{name}"));
         std::fs::create_dir_all(&run_dir).unwrap();
-        let defines = [format!("LISTEN=udp:{me}:5060"), format!("PEER_ADDRESS=\"{peer}\""), format!("LOCAL_PHONES=\"{phones}\""), "CHILDREN=2".into()];
+        let mut defines = vec![format!("LISTEN=udp:{me}:5060"), format!("PEER_ADDRESS=\"{peer}\""), format!("LOCAL_PHONES=\"{phones}\""), "CHILDREN=2".into()];
+        if hosting == Hosting::Kamailio {
+            defines.extend([
+                format!("TRUNK_CONFIG=\"{trunk_conf}\""),
+                format!("PRIVATENESS_SO=\"{}\"", bin("libprivateness.so").display()),
+                format!("CTL_SOCKET=\"{}\"", ctl(name)),
+                // The module's node settings (unused by a trunk-only cfg).
+                "RPC_USER=\"trunk\"".into(),
+                "RPC_PASSWORD=\"unused\"".into(),
+            ]);
+        }
         let mut args = vec!["-f".to_owned(), cfg.display().to_string(), "-DD".into(), "-E".into(), "-e".into(), "-Y".into(), run_dir.clone()];
         args.extend(["-P".into(), format!("{run_dir}/kamailio.pid"), "-m".into(), "64".into(), "-M".into(), "8".into()]);
         for d in defines {
@@ -119,8 +162,25 @@ fn a_sipp_call_crosses_two_kamailios_over_the_trunk_and_survives_a_proxy_restart
         }
         ns.start(require_tool("kamailio", "kamailio"), &args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
     };
-    let mut pbx_a = kamailio(&host_a, "a", "127.77.0.1", "127.77.0.2", "sip:127.77.0.1:5070");
-    let mut pbx_b = kamailio(&host_b, "b", "127.77.0.2", "127.77.0.1", "sip:127.77.0.2:5080");
+    let mut pbx_b = kamailio(&host_b, "b", "127.77.0.2", "127.77.0.1", "sip:127.77.0.2:5080", &conf_b);
+    let mut pbx_a = kamailio(&host_a, "a", "127.77.0.1", "127.77.0.2", "sip:127.77.0.1:5070", &conf_a);
+    if hosting == Hosting::Kamailio {
+        pbx_a.wait_for("trunk: up to visor", Duration::from_secs(20));
+    }
+    // Each relay's counters: the daemon's status log, or privateness.trunks.
+    fn relay_counters(daemons: &mut Option<(Proc, Proc)>, ctl: &str, side: char, pbx: &mut Proc) -> Counters {
+        pbx.drain();
+        match (daemons, side) {
+            (Some((a, _)), 'a') => counters(a),
+            (Some((_, b)), _) => counters(b),
+            (None, _) => kamailio_counters(ctl),
+        }
+    }
+    let (ctl_a, ctl_b) = (ctl("a"), ctl("b"));
+    macro_rules! read {
+        ('a', $pbx:expr) => { relay_counters(&mut daemons, &ctl_a, 'a', $pbx) };
+        ('b', $pbx:expr) => { relay_counters(&mut daemons, &ctl_b, 'b', $pbx) };
+    }
 
     // The phones: SIPp on each host, RTP on the trunk's range.
     let scenario = |name: &str| {
@@ -145,29 +205,32 @@ fn a_sipp_call_crosses_two_kamailios_over_the_trunk_and_survives_a_proxy_restart
     );
 
     // The call is up once RTP crosses; then the proxy dies and comes back.
-    wait_until("no RTP reached host B", Duration::from_secs(15), || counters(&mut trunk_b).rtp_in > 0);
-    let before = counters(&mut trunk_b);
+    wait_until("no RTP reached host B", Duration::from_secs(15), || read!('b', &mut pbx_b).rtp_in > 0);
+    let before = read!('b', &mut pbx_b);
     proxy.kill();
-    trunk_a.wait_for("trunk: the carrier ended", Duration::from_secs(5));
+    match &mut daemons {
+        Some((trunk_a, _)) => trunk_a.wait_for("trunk: the carrier ended", Duration::from_secs(5)),
+        None => pbx_a.wait_for("trunk: the carrier ended", Duration::from_secs(5)),
+    };
     std::thread::sleep(Duration::from_millis(500));
     proxy = socks();
-    wait_until("the trunk did not come back after the proxy restarted", Duration::from_secs(10), || counters(&mut trunk_a).sessions >= 2);
-    // The next status lines after the reconnect: RTP must flow again.
+    wait_until("the trunk did not come back after the proxy restarted", Duration::from_secs(10), || read!('a', &mut pbx_a).sessions >= 2);
+    // After the reconnect (the daemons log every second): RTP must flow again.
     std::thread::sleep(Duration::from_millis(1100));
-    let reconnected = counters(&mut trunk_b);
+    let reconnected = read!('b', &mut pbx_b);
 
     let status_a = phone_a.wait_exit(Duration::from_secs(40));
     let status_b = phone_b.wait_exit(Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(1500));
-    let (end_a, end_b) = (counters(&mut trunk_a), counters(&mut trunk_b));
+    let (end_a, end_b) = (read!('a', &mut pbx_a), read!('b', &mut pbx_b));
     let report = format!(
-        "host A relay {end_a:?}\nhost B relay {end_b:?}\nB before the outage {before:?}, after it {reconnected:?}\nphone A:\n{}\n{}\nphone B:\n{}\n{}\nKamailio A:\n{}\nKamailio B:\n{}",
+        "{hosting:?}: host A relay {end_a:?}\nhost B relay {end_b:?}\nB before the outage {before:?}, after it {reconnected:?}\nphone A:\n{}\n{}\nphone B:\n{}\n{}\nKamailio A:\n{}\nKamailio B:\n{}",
         phone_a.drain().join("\n"),
         std::fs::read_to_string(path("uac.err")).unwrap_or_default(),
         phone_b.drain().join("\n"),
         std::fs::read_to_string(path("uas.err")).unwrap_or_default(),
-        pbx_a.drain().join("\n"),
-        pbx_b.drain().join("\n"),
+        pbx_a.log.join("\n"),
+        pbx_b.log.join("\n"),
     );
     eprintln!("{}", report.lines().take(3).collect::<Vec<_>>().join("\n"));
     assert!(status_a.is_some_and(|s| s.success()), "the calling phone did not complete its call (BYE answered):\n{report}");

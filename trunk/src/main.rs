@@ -4,13 +4,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
-use ness_core::trunk::config::{self, Role};
-use ness_core::trunk::{DatagramListener, LinkState, Relay, dial_forever, listen_forever, listen_udp_forever};
+use ness_core::trunk::config;
+use ness_core::trunk::host;
 
 /// SIP and RTP between two PBXes over a Skywire carrier (SOCKS5, a TCP forward or a UDP forward).
 #[derive(Parser, Debug)]
@@ -63,53 +61,13 @@ fn main() -> ExitCode {
 
 async fn run(trunks: Vec<config::Trunk>, status_every: Duration) -> ExitCode {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
-    let mut shown = Vec::new();
-    for t in trunks {
-        let relay = match Relay::bind(t.ports.clone(), t.media).await {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                eprintln!("ness-trunk: trunk {}: {e}", t.name);
-                return ExitCode::FAILURE;
-            }
-        };
-        let state = Arc::new(LinkState::default());
-        tracing::info!(
-            "trunk {}: relaying {}:{:?} and RTP {:?} for the PBX at {}, {:?}",
-            t.name,
-            t.ports.owned,
-            t.ports.sip,
-            t.ports.rtp,
-            t.ports.local,
-            t.role
-        );
-        match t.role.clone() {
-            Role::Listen(addr) => {
-                let l = match tokio::net::TcpListener::bind(addr).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("ness-trunk: trunk {}: cannot listen on {addr}: {e}", t.name);
-                        return ExitCode::FAILURE;
-                    }
-                };
-                tasks.push(tokio::spawn(listen_forever(relay.clone(), l, t.id.clone(), t.timings, state.clone(), stop.clone())));
-            }
-            Role::ListenUdp(addr) => {
-                let l = match tokio::net::UdpSocket::bind(addr).await {
-                    Ok(l) => DatagramListener::new(l),
-                    Err(e) => {
-                        eprintln!("ness-trunk: trunk {}: cannot listen on udp {addr}: {e}", t.name);
-                        return ExitCode::FAILURE;
-                    }
-                };
-                tasks.push(tokio::spawn(listen_udp_forever(relay.clone(), l, t.id.clone(), t.timings, state.clone(), stop.clone())));
-            }
-            Role::Dial(carrier) => {
-                tasks.push(tokio::spawn(dial_forever(relay.clone(), carrier, t.id.clone(), t.timings, state.clone(), stop.clone())));
-            }
+    let running = match host::start(trunks, stop).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ness-trunk: {e}");
+            return ExitCode::FAILURE;
         }
-        shown.push((t.name.clone(), relay, state));
-    }
+    };
     let status = async {
         if status_every.is_zero() {
             return std::future::pending().await;
@@ -118,20 +76,8 @@ async fn run(trunks: Vec<config::Trunk>, status_every: Duration) -> ExitCode {
         every.tick().await;
         loop {
             every.tick().await;
-            for (name, relay, state) in &shown {
-                let c = &relay.counters;
-                tracing::info!(
-                    "trunk {name}: {} sessions {} failures {}; SIP out {} in {}; RTP out {} in {} dropped {}; unroutable {}",
-                    if state.up.load(Ordering::SeqCst) { "up" } else { "down" },
-                    state.sessions.load(Ordering::Relaxed),
-                    state.failures.load(Ordering::Relaxed),
-                    c.sip_out.load(Ordering::Relaxed),
-                    c.sip_in.load(Ordering::Relaxed),
-                    c.rtp_out.load(Ordering::Relaxed),
-                    c.rtp_in.load(Ordering::Relaxed),
-                    c.rtp_dropped.load(Ordering::Relaxed),
-                    c.unroutable.load(Ordering::Relaxed)
-                );
+            for t in &running {
+                tracing::info!("{}", t.status());
             }
         }
     };
@@ -149,8 +95,8 @@ async fn run(trunks: Vec<config::Trunk>, status_every: Duration) -> ExitCode {
     }
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    for mut t in running {
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut t.task).await;
     }
     ExitCode::SUCCESS
 }

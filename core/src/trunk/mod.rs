@@ -12,13 +12,15 @@
 //! - [`datagram`]: the UDP carrier (a faithful-UDP forward), its retransmitting handshake;
 //! - [`relay`]: the datagram side (the owned address's sockets) and one carrier session's traffic;
 //! - [`link`]: keeping the trunk up (re-dial with backoff, accept one carrier after another);
-//! - [`config`]: the `[[trunk]]` configuration every host reads.
+//! - [`config`]: the `[[trunk]]` configuration every host reads;
+//! - [`host`]: starting a file's trunks and showing their status, the same in every host.
 
 pub mod carrier;
 pub mod config;
 pub mod datagram;
 pub mod frame;
 pub mod hello;
+pub mod host;
 pub mod link;
 pub mod queue;
 pub mod relay;
@@ -28,6 +30,7 @@ pub use carrier::{Carrier, CarrierError, StreamCarrier};
 pub use datagram::DatagramListener;
 pub use frame::{Frame, FrameCodec, FrameError, FrameKind};
 pub use hello::{Dialler, HandshakeError, Listener, TrunkIdentity, TrunkSecret, VisorKey};
+pub use host::{RunningTrunk, TrunkStatus};
 pub use link::{LinkState, LinkTimings, dial_forever, listen_forever, listen_udp_forever};
 pub use queue::{MediaQueue, Outbox, OutboxCounters};
 pub use relay::{Relay, RelayCounters, RelayPorts};

@@ -113,7 +113,7 @@ fn exchange(conn: &mut BufReader<UnixStream>, line: &[u8], timeout: Duration) ->
 
 /// Connect to the RANDPAY process's abstract socket, waiting at most `timeout`
 /// (a blocking connect would wait for as long as its backlog stays full).
-fn connect_within(addr: &SocketAddr, timeout: Duration) -> std::io::Result<UnixStream> {
+pub(crate) fn connect_within(addr: &SocketAddr, timeout: Duration) -> std::io::Result<UnixStream> {
     use std::os::fd::{FromRawFd, OwnedFd};
     let name = addr.as_abstract_name().ok_or_else(|| std::io::Error::other("not an abstract socket name"))?;
     // SAFETY: plain socket(2); the descriptor is owned at once.
