@@ -1,5 +1,6 @@
 //! CLI commands: `privateness show status`, `privateness lookup <number>
-//! [service]` (tab-completes numbers in the cache) and `privateness cache flush`.
+//! [service]` (tab-completes numbers in the cache) and `privateness cache flush`
+//! (`privateness show trunks` is in trunk.rs, `randpay show …` in randpay/cli.rs).
 //! Asterisk completes the command words itself.
 
 use std::ffi::{CStr, c_char, c_int};
@@ -344,6 +345,6 @@ pub static LOOKUP: Global<ast_cli_entry> =
 pub static FLUSH: Global<ast_cli_entry> =
     Global::new(entry(c"Empty the Emercoin ENUM cache", cli_flush));
 
-pub fn all() -> [&'static Global<ast_cli_entry>; 5] {
-    [&STATUS, &LOOKUP, &FLUSH, &crate::randpay::cli::CALLS, &crate::randpay::cli::LEDGER]
+pub fn all() -> [&'static Global<ast_cli_entry>; 6] {
+    [&STATUS, &LOOKUP, &FLUSH, &crate::trunk::SHOW, &crate::randpay::cli::CALLS, &crate::randpay::cli::LEDGER]
 }

@@ -27,6 +27,8 @@ pub enum ConfigRead {
 pub struct Conf {
     pub general: ModuleSettings,
     pub randpay: RandpayConf,
+    /// `[general] trunk_config`: the Skywire trunk file (trunk.rs).
+    pub trunk_config: Option<std::path::PathBuf>,
 }
 
 /// Why the file cannot be used.
@@ -84,9 +86,15 @@ pub fn read(reload: bool) -> Result<ConfigRead, ConfigError> {
         ffi::ast_config_destroy(cfg);
         (general, randpay)
     };
-    let Some(general) = general else {
+    let Some(mut general) = general else {
         return Err(ConfigError::NoGeneral);
     };
+    // trunk_config is the module's own (the core settings do not know it).
+    let trunk_config = general
+        .iter()
+        .rposition(|(k, _, _)| k.trim().eq_ignore_ascii_case("trunk_config"))
+        .map(|i| std::path::PathBuf::from(general[i].1.trim()));
+    general.retain(|(k, _, _)| !k.trim().eq_ignore_ascii_case("trunk_config"));
     let general = settings_from(&general)?;
     let (randpay, unknown) = RandpayConf::from_entries(&randpay.unwrap_or_default())?;
     for (key, line) in unknown {
@@ -95,7 +103,7 @@ pub fn read(reload: bool) -> Result<ConfigRead, ConfigError> {
             randpay_settings::keys().join(", ")
         );
     }
-    Ok(ConfigRead::Settings(Box::new(Conf { general, randpay })))
+    Ok(ConfigRead::Settings(Box::new(Conf { general, randpay, trunk_config })))
 }
 
 /// The `(key, value, line)` entries of one section; None if it is absent.

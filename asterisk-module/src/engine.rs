@@ -17,6 +17,9 @@
 //! - RANDPAY metering (crate::randpay::Metering) is built with the first
 //!   resolver and, like it, lives and dies on this thread; Asterisk threads send
 //!   it closures (`randpay`, `randpay_detached`) that run on the runtime.
+//! - Skywire trunks (crate::trunk) are started, restarted on a reload that
+//!   changed their file, and dropped on this thread too; Asterisk threads only
+//!   read their counters.
 
 use std::collections::VecDeque;
 use std::ffi::c_void;
@@ -34,6 +37,7 @@ use ness_core::nvs::{NameEntry, NodeConfig, NvsClient, NvsError};
 use crate::log::{aerr, anotice, awarn};
 use crate::randpay::Metering;
 use crate::randpay::settings::RandpayConf;
+use crate::trunk::{TrunkFile, TrunkSet};
 use ness_core::randpay::RandpayRole;
 
 /// Jobs waiting beyond this are refused: the node is far slower than the calls.
@@ -75,6 +79,8 @@ type Res = Arc<Resolver<NvsClient>>;
 
 /// What a new resolver should be built from.
 pub struct Build {
+    /// The trunk file, if `trunk_config` is set.
+    pub trunks: Option<crate::trunk::TrunkFile>,
     pub node: NodeConfig,
     pub config: ResolverConfig,
     pub randpay: RandpayConf,
@@ -141,6 +147,8 @@ struct Shared {
     current: RwLock<Option<Current>>,
     /// Cloned and dropped only on the module thread.
     metering: Mutex<Option<Arc<Metering>>>,
+    /// Started, replaced and dropped only on the module thread.
+    trunks: Mutex<Option<TrunkSet>>,
 }
 
 /// The running engine: owns the thread.
@@ -258,9 +266,19 @@ fn run(shared: &Shared) {
                     }
                 });
             }
-            (Job::Build { build, reply }, old) => {
-                let _guard = runtime.enter();
-                reply.fill(install(shared, *build, old));
+            (Job::Build { mut build, reply }, old) => {
+                let (trunks, first) = (build.trunks.take(), old.is_none());
+                let installed = {
+                    let _guard = runtime.enter();
+                    install(shared, *build, old)
+                };
+                // On load a trunk that cannot start declines the module; on a
+                // reload the new settings stand and the log says what failed.
+                reply.fill(installed.and_then(|what| match apply_trunks(&runtime, shared, trunks) {
+                    Ok(t) => Ok(what + &t),
+                    Err(e) if first => Err(e),
+                    Err(e) => Ok(format!("{what}; {e}; no trunk runs until a reload fixes it")),
+                }));
             }
             (Job::Randpay(f), _) => {
                 let m = shared.metering.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -274,6 +292,9 @@ fn run(shared: &Shared) {
     }
     // The resolver's node client owns tokio objects: drop it here, in the runtime,
     // then the runtime (which waits for its tasks and joins its threads).
+    if let Some(t) = shared.trunks.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        stop_trunks(&runtime, t);
+    }
     let _guard = runtime.enter();
     drop(shared.metering.lock().unwrap_or_else(|p| p.into_inner()).take());
     drop(
@@ -285,6 +306,38 @@ fn run(shared: &Shared) {
     );
     drop(_guard);
     drop(runtime);
+}
+
+/// Stop trunks and wait until their ports are free (module thread).
+fn stop_trunks(runtime: &tokio::runtime::Runtime, set: TrunkSet) {
+    let _ = set.stop.send(true);
+    runtime.block_on(async move {
+        for t in set.running {
+            t.stop().await;
+        }
+    });
+}
+
+/// Make the running trunks those of `wanted`: unchanged text keeps them (and
+/// their carriers and counters); otherwise the old ones stop first (they hold
+/// the ports) and the new ones start. Returns a note for the log.
+fn apply_trunks(runtime: &tokio::runtime::Runtime, shared: &Shared, wanted: Option<TrunkFile>) -> Result<String, String> {
+    let mut set = shared.trunks.lock().unwrap_or_else(|p| p.into_inner());
+    match (&*set, &wanted) {
+        (None, None) => return Ok(String::new()),
+        (Some(s), Some(w)) if s.is_from(w) => return Ok(format!("; {} trunk(s) kept", s.running.len())),
+        _ => {}
+    }
+    if let Some(old) = set.take() {
+        stop_trunks(runtime, old);
+    }
+    let Some(w) = wanted else { return Ok("; trunks stopped".into()) };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = runtime.block_on(ness_core::trunk::host::start(w.trunks, stopped))?;
+    let note = format!("; {} trunk(s) from {}", running.len(), w.path.display());
+    anotice!("Skywire trunks: {} trunk(s) from {} started", running.len(), w.path.display());
+    *set = Some(TrunkSet { path: w.path, text: w.text, running, stop });
+    Ok(note)
 }
 
 /// Build a resolver from `build` and make it current. Against the same node the
@@ -377,6 +430,7 @@ impl Engine {
             wake: Condvar::new(),
             current: RwLock::new(None),
             metering: Mutex::new(None),
+            trunks: Mutex::new(None),
         });
         let arg = Box::into_raw(Box::new(shared.clone())) as *mut c_void;
         let mut thread: libc::pthread_t = 0;
@@ -513,6 +567,13 @@ impl Engine {
             return None;
         }
         reply.wait(limit)
+    }
+
+    /// The running trunks' status (counters only: no tokio object is touched
+    /// or dropped here). None without trunks.
+    pub fn trunk_statuses(&self) -> Option<Vec<ness_core::trunk::TrunkStatus>> {
+        let set = self.shared.trunks.lock().unwrap_or_else(|p| p.into_inner());
+        set.as_ref().map(|s| s.running.iter().map(|t| t.status()).collect())
     }
 
     /// The payer's side-channel deadline (2 s when RANDPAY is off).

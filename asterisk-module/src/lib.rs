@@ -19,6 +19,7 @@ mod ffi;
 mod functions;
 mod log;
 mod randpay;
+mod trunk;
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -114,7 +115,12 @@ impl Drop for Busy {
 
 fn build_of(conf: &Conf) -> Result<Build, ConfigError> {
     let s = &conf.general;
+    let trunks = match &conf.trunk_config {
+        Some(path) => Some(trunk::read(path).map_err(ConfigError::Inconsistent)?),
+        None => None,
+    };
     Ok(Build {
+        trunks,
         randpay: conf.randpay.clone(),
         node: s
             .node_config()
@@ -201,7 +207,7 @@ unsafe extern "C" fn load_module() -> c_int {
         }
         let settings = match config::read(false) {
             Ok(ConfigRead::Settings(s)) => s,
-            Ok(ConfigRead::Unchanged) => Box::new(Conf { general: ModuleSettings::default(), randpay: Default::default() }),
+            Ok(ConfigRead::Unchanged) => Box::new(Conf { general: ModuleSettings::default(), randpay: Default::default(), trunk_config: None }),
             Err(e) => {
                 aerr!("{e}; module declined");
                 return AST_MODULE_LOAD_DECLINE;
@@ -262,7 +268,10 @@ fn reload() -> c_int {
         aerr!("reload: res_privateness is not running");
         return 1;
     };
-    let settings = match config::read(!RELOAD_FAILED.load(Ordering::SeqCst)) {
+    // With trunks, privateness.conf is read again even if unchanged: their own
+    // file (trunk_config) may have changed, and unchanged trunks are kept.
+    let skip_unchanged = !RELOAD_FAILED.load(Ordering::SeqCst) && engine.trunk_statuses().is_none();
+    let settings = match config::read(skip_unchanged) {
         Ok(ConfigRead::Unchanged) => {
             anotice!("privateness.conf unchanged; nothing to do");
             return 0;

@@ -237,7 +237,7 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
     let state = ast.cmd("state");
     assert!(
         state.starts_with(
-            r#"functions=["EMC_ENUM", "EMC_ENUM_QUERY", "EMC_ENUM_RESULT", "EMC_NVS", "RANDPAY"] clis=["privateness show status", "privateness lookup", "privateness cache flush", "randpay show calls", "randpay show ledger"] apps=["RandpayRequire"] usecount=0"#
+            r#"functions=["EMC_ENUM", "EMC_ENUM_QUERY", "EMC_ENUM_RESULT", "EMC_NVS", "RANDPAY"] clis=["privateness show status", "privateness lookup", "privateness cache flush", "privateness show trunks", "randpay show calls", "randpay show ledger"] apps=["RandpayRequire"] usecount=0"#
         ),
         "{state}"
     );
@@ -494,6 +494,109 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
         "{logs}"
     );
     assert!(!logs.contains("panic"), "{logs}");
+}
+
+// ---- Skywire trunks in the fake host ----------------------------------------------------------
+
+/// Skywire trunks hosted by the module (trunk_config): two fake Asterisks, each
+/// with its relay on the module thread, trunked over a TCP carrier on loopback.
+/// The trunk comes up; SIP crosses with its ports intact; `privateness show
+/// trunks` counts it; a reload keeps unchanged trunks and restarts changed
+/// ones; a secret file others can read declines the load, saying why; unload
+/// frees the relay's ports and the module unmaps.
+#[test]
+fn fake_hosts_run_a_skywire_trunk() {
+    use std::os::unix::fs::PermissionsExt;
+    const A: &str = "02d46e5a9b0c7e8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70b706";
+    const B: &str = "0311223344556677889900aabbccddeeff00112233445566778899aabbccddeeff";
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "8f2c1d4e6a7b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (sip, rtp, carrier) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let side = |name: &str, me: &str, peer: &str, local: &str, owned: &str, role: String, secret: &Path| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let toml = d.join("trunk.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "[[trunk]]\nname = \"{name}\"\nme = \"{me}\"\npeer = \"{peer}\"\nsecret_file = \"{}\"\nlocal_address = \"{local}\"\npeer_address = \"{owned}\"\nsip_ports = [{sip}]\nrtp_ports = \"{rtp}-{rtp}\"\nkeepalive_ms = 500\n{role}\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        // The node is never asked: trunks need none of it.
+        std::fs::write(
+            d.join("privateness.conf"),
+            format!("[general]\nnode_url = http://127.0.0.1:9/\nrpc_user = {USER}\nrpc_password = {PASSWORD}\ntrunk_config = {}\n", toml.display()),
+        )
+        .unwrap();
+        let mut ast = FakeAsterisk::start(&d);
+        assert!(ast.cmd(&format!("dlopen {}", module().display())).starts_with("registered"));
+        (ast, toml)
+    };
+    let (mut b, _) = side("to-a", B, A, "127.77.30.2", "127.77.30.1", format!("listen = \"127.0.0.1:{carrier}\""), &secret);
+    assert_eq!(b.cmd("load"), "rc=0", "{}", b.block("logs"));
+    let (mut a, toml_a) = side("to-b", A, B, "127.77.31.1", "127.77.31.2", format!("dial = {{ carrier = \"tcp\", addr = \"127.0.0.1:{carrier}\" }}"), &secret);
+    assert_eq!(a.cmd("load"), "rc=0", "{}", a.block("logs"));
+    assert!(a.block("logs").contains("1 trunk(s) from"));
+
+    // `privateness show trunks`: the row of a trunk, as words.
+    let row = |ast: &mut FakeAsterisk, name: &str| -> Vec<String> {
+        let text = ast.block("cli privateness show trunks");
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    let t0 = Instant::now();
+    while row(&mut a, "to-b")[1] != "up" || row(&mut b, "to-a")[1] != "up" {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the trunk did not come up:\n{}", a.block("cli privateness show trunks"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // SIP from PBX A to the peer's address arrives at PBX B from A's address and port.
+    let pbx_a = std::net::UdpSocket::bind(("127.77.31.1", sip)).unwrap();
+    let pbx_b = std::net::UdpSocket::bind(("127.77.30.2", sip)).unwrap();
+    pbx_b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    pbx_a.send_to(b"OPTIONS sip:127.77.31.2 SIP/2.0\r\n\r\n", ("127.77.31.2", sip)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = pbx_b.recv_from(&mut buf).expect("the OPTIONS did not cross the trunk");
+    assert_eq!((&buf[..n], from.to_string()), (&b"OPTIONS sip:127.77.31.2 SIP/2.0\r\n\r\n"[..], format!("127.77.30.1:{sip}")));
+    let r = row(&mut a, "to-b");
+    assert_eq!((r[2].as_str(), r[4].as_str()), ("1", "1"), "sessions 1, SIP out 1: {r:?}");
+    assert_eq!(row(&mut b, "to-a")[5], "1", "SIP in at B");
+
+    // Reload: unchanged trunks keep their carrier; a changed file restarts them.
+    assert_eq!(a.cmd("reload"), "rc=0");
+    assert!(a.block("logs").contains("1 trunk(s) kept"));
+    assert_eq!(row(&mut a, "to-b")[2], "1", "an unchanged reload must not restart the trunk");
+    let changed = std::fs::read_to_string(&toml_a).unwrap().replace("keepalive_ms = 500", "keepalive_ms = 600");
+    std::fs::write(&toml_a, changed).unwrap();
+    assert_eq!(a.cmd("reload"), "rc=0");
+    let logs = a.block("logs");
+    assert!(logs.contains("1 trunk(s) from"), "{logs}");
+    let t0 = Instant::now();
+    while row(&mut a, "to-b")[1] != "up" {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the restarted trunk did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A secret file others can read: the load is declined, naming the fix.
+    let loose = dir.path().join("loose-secret");
+    std::fs::write(&loose, "8f2c1d4e6a7b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d\n").unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut c, _) = side("loose", A, B, "127.77.32.1", "127.77.32.2", "listen = \"127.0.0.1:1\"".into(), &loose);
+    assert_eq!(c.cmd("load"), "rc=1");
+    let logs = c.block("logs");
+    assert!(logs.contains("chmod 600") && logs.contains("module declined"), "{logs}");
+
+    // Unload: the relay's ports are free again and the module unmaps.
+    for ast in [&mut a, &mut b] {
+        assert_eq!(ast.cmd("unload"), "rc=0");
+        assert_eq!(ast.cmd("dlclose"), "rc=0 unregistered=true mapped=false");
+        assert!(!ast.block("logs").contains("panic"));
+    }
+    std::net::UdpSocket::bind(("127.77.31.2", sip)).expect("unload left the relay's SIP port bound");
 }
 
 // ---- RANDPAY in the fake host ---------------------------------------------------------------

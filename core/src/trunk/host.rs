@@ -121,6 +121,17 @@ pub async fn start(trunks: Vec<Trunk>, stop: watch::Receiver<bool>) -> Result<Ve
     Ok(running)
 }
 
+impl RunningTrunk {
+    /// Stop the link and the relay and wait until their tasks are gone, so the
+    /// ports are free when this returns (a reload that restarts trunks binds
+    /// them again at once).
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        self.relay.stop().await;
+    }
+}
+
 impl Drop for RunningTrunk {
     /// A host that drops its trunks (a module unload) leaves no task behind.
     fn drop(&mut self) {

@@ -60,7 +60,7 @@ pub struct Relay {
     sockets: HashMap<u16, Arc<UdpSocket>>,
     outbox: Arc<(Mutex<Outbox>, Notify)>,
     pub counters: Arc<RelayCounters>,
-    _readers: Vec<tokio::task::JoinHandle<()>>,
+    readers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,7 +104,7 @@ impl Relay {
                 }
             }));
         }
-        Ok(Relay { ports, sockets, outbox, counters, _readers: readers })
+        Ok(Relay { ports, sockets, outbox, counters, readers: Mutex::new(readers) })
     }
 
     /// Carry frames both ways over one carrier session until it fails
@@ -190,10 +190,24 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// Stop the socket readers and wait until they are gone (they hold the
+    /// sockets: after this and the relay's drop, its ports are free again).
+    pub async fn stop(&self) {
+        let readers = std::mem::take(&mut *lock(&self.readers));
+        for t in &readers {
+            t.abort();
+        }
+        for t in readers {
+            let _ = t.await;
+        }
+    }
+}
+
 impl Drop for Relay {
     /// The socket readers stop with the relay (a module unload must leave no task behind).
     fn drop(&mut self) {
-        for t in &self._readers {
+        for t in lock(&self.readers).iter() {
             t.abort();
         }
     }
