@@ -1544,3 +1544,71 @@ fn wait_for_line(path: &Path, start: &str) -> String {
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// A real Asterisk hosts one end of a Skywire trunk (trunk_config), the
+/// `ness-trunk` daemon the other, over a TCP carrier on loopback: the trunk
+/// comes up, `privateness show trunks` says so, SIP crosses with its ports
+/// intact, and `module unload` frees the relay's ports and unmaps the module.
+#[test]
+fn real_asterisk_hosts_a_skywire_trunk() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(prefix) = std::env::var_os("ASTERISK_PREFIX").map(PathBuf::from) else {
+        let _ = std::io::stderr().write_all(
+            "\n************************************************************************\n\
+             * NOT RUN: real_asterisk_hosts_a_skywire_trunk                          *\n\
+             * Set ASTERISK_PREFIX to an installed Asterisk 20 or 22 to run the      *\n\
+             * trunk relay inside it (fake_hosts_run_a_skywire_trunk ran instead).  *\n\
+             ************************************************************************\n"
+                .as_bytes(),
+        );
+        return;
+    };
+    const A: &str = "02d46e5a9b0c7e8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70b706";
+    const B: &str = "0311223344556677889900aabbccddeeff00112233445566778899aabbccddeeff";
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "8f2c1d4e6a7b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (sip, rtp, carrier) = (free_udp_port(), free_udp_port(), free_tcp_port());
+    let toml = |name: &str, me: &str, peer: &str, local: &str, owned: &str, role: String| {
+        let p = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[[trunk]]\nname = \"{name}\"\nme = \"{me}\"\npeer = \"{peer}\"\nsecret_file = \"{}\"\nlocal_address = \"{local}\"\npeer_address = \"{owned}\"\nsip_ports = [{sip}]\nrtp_ports = \"{rtp}-{rtp}\"\nkeepalive_ms = 500\n{role}\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let b_conf = toml("to-asterisk", B, A, "127.77.40.2", "127.77.40.1", format!("listen = \"127.0.0.1:{carrier}\""));
+    let a_conf = toml("to-daemon", A, B, "127.77.41.1", "127.77.41.2", format!("dial = {{ carrier = \"tcp\", addr = \"127.0.0.1:{carrier}\" }}"));
+    let mut daemon = Proc::start(bin("ness-trunk"), &["--config", b_conf.to_str().unwrap()], &[("RUST_LOG", "info")]);
+    daemon.wait_for("relaying", Duration::from_secs(10));
+    let a = start_asterisk_with(&prefix, &dir.path().join("ast"), "http://127.0.0.1:9/", &format!("trunk_config = {}\n", a_conf.display()), "", None);
+    let t0 = Instant::now();
+    loop {
+        let shown = a.cli("privateness show trunks");
+        if shown.lines().any(|l| l.starts_with("to-daemon") && l.split_whitespace().nth(1) == Some("up")) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "the trunk did not come up:\n{shown}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pbx_a = std::net::UdpSocket::bind(("127.77.41.1", sip)).unwrap();
+    let pbx_b = std::net::UdpSocket::bind(("127.77.40.2", sip)).unwrap();
+    pbx_b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    pbx_a.send_to(b"OPTIONS sip:127.77.41.2 SIP/2.0\r\n\r\n", ("127.77.41.2", sip)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = pbx_b.recv_from(&mut buf).expect("the OPTIONS did not cross from the Asterisk-hosted relay");
+    assert_eq!((&buf[..n], from.to_string()), (&b"OPTIONS sip:127.77.41.2 SIP/2.0\r\n\r\n"[..], format!("127.77.40.1:{sip}")));
+    let shown = a.cli("privateness show trunks");
+    let row: Vec<&str> = shown.lines().find(|l| l.starts_with("to-daemon")).unwrap().split_whitespace().collect();
+    assert_eq!(row[4], "1", "SIP out: {shown}");
+
+    let out = a.cli("module unload res_privateness.so");
+    assert!(out.contains("Unloaded res_privateness.so"), "{out}");
+    assert!(!a.mapped(), "res_privateness.so is still mapped after unload");
+    std::net::UdpSocket::bind(("127.77.41.2", sip)).expect("unload left the relay's SIP port bound");
+}
