@@ -124,8 +124,20 @@ fn tickets_flow_every_interval_and_unpaid_calls_are_cut_on_both_legs() {
     assert!(cut_after - stopped_at <= INTERVAL + GRACE + 1.5, "cut {:.1} s after the payer stopped", cut_after - stopped_at);
 
     // Both legs got the BYE, with the reason; no INFO ever reached a phone.
-    let caller_side = std::fs::read_to_string(&cut_trace).unwrap();
-    let callee_side = std::fs::read_to_string(&callee_trace).unwrap();
+    // The two BYEs leave together, but the caller's exit may come first: give
+    // the callee's trace a moment to show its BYE.
+    let with_reason = |path: &std::path::Path| {
+        let t0 = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(path).unwrap();
+            if text.contains("RANDPAY interval 2 unpaid") || t0.elapsed() > Duration::from_secs(3) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let caller_side = with_reason(&cut_trace);
+    let callee_side = with_reason(&callee_trace);
     for (leg, text) in [("caller", &caller_side), ("callee", &callee_side)] {
         assert!(text.contains("RANDPAY interval 2 unpaid"), "the {leg} leg got no BYE with the reason:\n{text}");
     }
