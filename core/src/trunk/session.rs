@@ -48,6 +48,9 @@ pub trait FrameSink: Send {
     }
 }
 
+/// Bytes a stream read may take at once.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Reads frames from a stream carrier.
 pub struct FrameReader<R> {
     inner: R,
@@ -65,6 +68,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(f) = FrameCodec.decode(&mut self.buf)? {
                 return Ok(Some(f));
             }
+            // Room for many frames per read: under load one read takes what a
+            // batch of datagrams became on the far side.
+            self.buf.reserve(READ_CHUNK);
             if self.inner.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() { Ok(None) } else { Err(SessionError::Closed) };
             }
