@@ -18,6 +18,7 @@ pub mod emercoin;
 pub mod enumer;
 pub mod envelope;
 pub mod fence;
+pub mod hooks;
 pub mod nvs;
 pub mod randpay;
 pub mod settings;
