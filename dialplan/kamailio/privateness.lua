@@ -4,7 +4,7 @@
 --   not found  -> FALLBACK_URI, or 404
 --   node down  -> FALLBACK_URI, or 503 with Retry-After
 -- KSR.privateness.emc_enum_query() returns 1 found, -1 not found, -2 node failure,
--- -3 module error.
+-- -3 module error, -4 refused by the on_enum hook (hooks_script, docs/hooks.md).
 
 local FALLBACK_URI = nil -- e.g. "sip:gateway@192.0.2.20"
 
@@ -55,6 +55,8 @@ function ksr_request_route()
         end
     elseif rc == -1 then
         fallback(404, "Not in ENUM")
+    elseif rc == -4 then
+        KSR.sl.sl_send_reply(tonumber(KSR.pv.get("$avp(emc_reject_code)")) or 403, KSR.pv.get("$avp(emc_reject_reason)") or "Rejected")
     else
         KSR.warn("ENUM unavailable (code " .. rc .. "); falling back\n")
         fallback(503, "ENUM temporarily unavailable")

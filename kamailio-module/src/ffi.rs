@@ -62,6 +62,8 @@ pub struct pv_value_t {
 
 pub const PV_VAL_NULL: c_int = 1;
 pub const PV_VAL_STR: c_int = 4;
+pub const PV_VAL_INT: c_int = 8;
+pub const PV_TYPE_INT: c_int = 16;
 pub const PV_VAL_PKG: c_int = 32;
 pub const PV_VAL_SHM: c_int = 64;
 /// The assignment operator `pv_set_spec_value` expects (lvalue.h `EQ_T`).

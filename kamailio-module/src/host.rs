@@ -63,6 +63,16 @@ impl PvSpec {
         // SAFETY: the setter copies the value.
         unsafe { ffi::pv_set_spec_value(msg, self.0, ffi::EQ_T, &mut v) == 0 }
     }
+
+    /// Assign an integer.
+    ///
+    /// # Safety
+    /// As for [`PvSpec::get`].
+    pub unsafe fn set_int(self, msg: *mut sip_msg, value: i64) -> bool {
+        let mut v = pv_value_t { rs: str_t::borrow(b""), ri: value as _, flags: ffi::PV_VAL_INT | ffi::PV_TYPE_INT };
+        // SAFETY: as for `set`.
+        unsafe { ffi::pv_set_spec_value(msg, self.0, ffi::EQ_T, &mut v) == 0 }
+    }
 }
 
 /// Evaluate a parameter fixed up by a `fixup_spve_*` fixup.

@@ -8,6 +8,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod ffi;
+mod hooks;
 mod host;
 mod log;
 mod randpay;
@@ -67,12 +68,13 @@ unsafe fn set_param(key: &str, ptype: c_uint, val: *mut c_void) -> c_int {
             randpay::SIDE_CHANNEL_TEXT.lock().unwrap_or_else(|p| p.into_inner()).1 = text;
             Ok(())
         }
+        k if k.starts_with("hooks_") => hooks::set(k, &text),
         "trunk_config" => {
             *trunk::CONFIG_PATH.lock().unwrap_or_else(|p| p.into_inner()) = text;
             Ok(())
         }
-        k if k.starts_with("randpay_") => randpay::RANDPAY.lock().unwrap_or_else(|p| p.into_inner()).set(k, &text),
-        _ => SETTINGS.lock().unwrap_or_else(|p| p.into_inner()).set(key, &text),
+        k if k.starts_with("randpay_") => randpay::RANDPAY.lock().unwrap_or_else(|p| p.into_inner()).set(k, &text).map_err(|e| e.to_string()),
+        _ => SETTINGS.lock().unwrap_or_else(|p| p.into_inner()).set(key, &text).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => 0,
@@ -122,6 +124,10 @@ setters! {
     p_randpay_payee_url => "randpay_payee_url",
     p_randpay_side_timeout_ms => "randpay_side_timeout_ms",
     p_trunk_config => "trunk_config",
+    p_hooks_script => "hooks_script",
+    p_hooks_instructions => "hooks_instructions",
+    p_hooks_memory_kb => "hooks_memory_kb",
+    p_hooks_allow => "hooks_allow",
 }
 
 const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> param_export_t {
@@ -131,7 +137,7 @@ const fn param(name: &'static CStr, type_: c_uint, f: ffi::param_func_t) -> para
 const S: c_uint = PARAM_STRING;
 const I: c_uint = PARAM_INT;
 
-static PARAMS: Ffi<[param_export_t; 38]> = Ffi([
+static PARAMS: Ffi<[param_export_t; 44]> = Ffi([
     param(c"node_url", S, p_node_url),
     param(c"emercoin_conf", S, p_emercoin_conf),
     param(c"rpc_user", S, p_rpc_user),
@@ -170,6 +176,12 @@ static PARAMS: Ffi<[param_export_t; 38]> = Ffi([
     param(c"randpay_side_timeout_ms", I, p_randpay_side_timeout_ms),
     param(c"randpay_side_timeout_ms", S, p_randpay_side_timeout_ms),
     param(c"trunk_config", S, p_trunk_config),
+    param(c"hooks_script", S, p_hooks_script),
+    param(c"hooks_instructions", I, p_hooks_instructions),
+    param(c"hooks_instructions", S, p_hooks_instructions),
+    param(c"hooks_memory_kb", I, p_hooks_memory_kb),
+    param(c"hooks_memory_kb", S, p_hooks_memory_kb),
+    param(c"hooks_allow", S, p_hooks_allow),
     param_export_t { name: ptr::null(), type_: 0, param_pointer: ptr::null_mut() },
 ]);
 
@@ -242,13 +254,17 @@ static DOC_TRUNKS: Ffi<[*const c_char; 2]> = Ffi([
     ptr::null(),
 ]);
 
-static RPC: Ffi<[rpc_export_t; 8]> = Ffi([
+static DOC_RELOAD_HOOKS: Ffi<[*const c_char; 2]> =
+    Ffi([c"Reload the Lua hooks script (hooks_script) in every process; a script that does not compile keeps the running one".as_ptr(), ptr::null()]);
+
+static RPC: Ffi<[rpc_export_t; 9]> = Ffi([
     rpc_export_t { name: c"privateness.status".as_ptr(), function: Some(rpc::rpc_status), doc_str: DOC_STATUS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.lookup".as_ptr(), function: Some(rpc::rpc_lookup), doc_str: DOC_LOOKUP.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.cache_flush".as_ptr(), function: Some(rpc::rpc_cache_flush), doc_str: DOC_FLUSH.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"randpay.calls".as_ptr(), function: Some(rpc::rpc_randpay_calls), doc_str: DOC_RP_CALLS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"randpay.ledger".as_ptr(), function: Some(rpc::rpc_randpay_ledger), doc_str: DOC_RP_LEDGER.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"randpay.stop".as_ptr(), function: Some(rpc::rpc_randpay_stop), doc_str: DOC_RP_STOP.0.as_ptr(), flags: 0 },
+    rpc_export_t { name: c"privateness.reload_hooks".as_ptr(), function: Some(rpc::rpc_reload_hooks), doc_str: DOC_RELOAD_HOOKS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: c"privateness.trunks".as_ptr(), function: Some(rpc::rpc_trunks), doc_str: DOC_TRUNKS.0.as_ptr(), flags: 0 },
     rpc_export_t { name: ptr::null(), function: None, doc_str: ptr::null(), flags: 0 },
 ]);
@@ -306,6 +322,10 @@ unsafe extern "C" fn mod_init() -> c_int {
         );
         let _ = CONFIG.set((node, resolver));
         if let Err(e) = randpay::init() {
+            kerr!("{e}");
+            return -1;
+        }
+        if let Err(e) = hooks::init() {
             kerr!("{e}");
             return -1;
         }

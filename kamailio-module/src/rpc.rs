@@ -6,7 +6,8 @@
 //! - `privateness.lookup <number>`: resolve and show targets and ignored records;
 //! - `privateness.cache_flush`: empty every process's cache (each process does it
 //!   before its next lookup);
-//! - `privateness.trunks`: the Skywire trunks the TRUNK process runs (trunk.rs).
+//! - `privateness.trunks`: the Skywire trunks the TRUNK process runs (trunk.rs);
+//! - `privateness.reload_hooks`: reload the Lua hooks everywhere (hooks.rs).
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::sync::atomic::Ordering;
@@ -295,6 +296,22 @@ pub unsafe extern "C" fn rpc_trunks(rpc: *mut rpc_t, ctx: *mut c_void) {
                 }
             }
             Ok(crate::trunk::Answer::Failed { reason }) => fault(rpc, ctx, 500, &format!("the trunks did not start: {reason}")),
+            Err(e) => fault(rpc, ctx, 500, &e),
+        }
+    })
+}
+
+/// `privateness.reload_hooks`: compile the script here; if it compiles, every
+/// process reloads it before its next hook call.
+pub unsafe extern "C" fn rpc_reload_hooks(rpc: *mut rpc_t, ctx: *mut c_void) {
+    fence("privateness.reload_hooks", (), || unsafe {
+        let rpc = &*rpc;
+        match crate::hooks::request_reload() {
+            Ok(what) => {
+                if let Some(r) = Reply::new(rpc, ctx) {
+                    r.str("reload", &what);
+                }
+            }
             Err(e) => fault(rpc, ctx, 500, &e),
         }
     })

@@ -7,6 +7,7 @@
 //! | -1 | not found: no trusted record, no usable route, or the number is not E.164 |
 //! | -2 | the node failed or the lookup passed its deadline, and nothing usable was cached |
 //! | -3 | module error: bad parameter (e.g. an unknown suffix) or module not configured |
+//! | -4 | rejected by the `on_enum` Lua hook: `$avp(emc_reject_code)` and `$avp(emc_reject_reason)` say how to answer |
 //!
 //! Never 0, which would stop the script.
 
@@ -25,6 +26,7 @@ pub const FOUND: c_int = 1;
 pub const NOT_FOUND: c_int = -1;
 pub const NODE_FAILURE: c_int = -2;
 pub const MODULE_ERROR: c_int = -3;
+pub const HOOK_REJECT: c_int = -4;
 
 /// `$rU` and `$fU`, resolved in mod_init.
 pub static PV_RURI_USER: OnceLock<PvSpec> = OnceLock::new();
@@ -82,7 +84,23 @@ unsafe fn enum_route(msg: *mut sip_msg, number: &[u8], suffix: Option<&[u8]>, se
             return NODE_FAILURE;
         }
     };
-    let found = targets(&looked.answer, &service);
+    let mut found = targets(&looked.answer, &service);
+    // The on_enum hook may reorder, drop, add or reject; on any failure of the
+    // script the routes stay as they are.
+    // SAFETY: the message of the current call.
+    let caller = unsafe { from_user(msg) };
+    match crate::hooks::on_enum(&number, &caller, &service, &found) {
+        crate::hooks::Outcome::Keep => {}
+        crate::hooks::Outcome::Route(routes) => found = routes,
+        crate::hooks::Outcome::Reject(code, reason) => {
+            // SAFETY: the message of the current call.
+            if !unsafe { crate::hooks::set_reject(msg, code, &reason) } {
+                return MODULE_ERROR;
+            }
+            kdbg!("{number}: rejected by on_enum with {code} {reason}");
+            return HOOK_REJECT;
+        }
+    }
     let Some((first, rest)) = found.split_first() else {
         kdbg!("{number}: no route for service {service}");
         return NOT_FOUND;

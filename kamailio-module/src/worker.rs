@@ -40,6 +40,8 @@ pub struct SharedStats {
     pub nvs_gets: AtomicU64,
     /// Bumped by `privateness.cache_flush`; each process flushes when it sees a change.
     pub flush_generation: AtomicU64,
+    /// Bumped by `privateness.reload_hooks`; each process reloads its script when it sees a change.
+    pub hooks_generation: AtomicU64,
     /// Cache entries of each process.
     pub cache_entries: [AtomicU64; SLOTS],
 }

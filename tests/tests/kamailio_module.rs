@@ -96,10 +96,14 @@ fn sipp(scenario: &str, port: u16, trace: &Path) -> Proc {
 }
 
 fn kamailio(cfg: &str, ports: &Ports, node_url: &str, dir: &Path) -> Proc {
+    kamailio_with(cfg, ports, node_url, dir, &[])
+}
+
+fn kamailio_with(cfg: &str, ports: &Ports, node_url: &str, dir: &Path, extra: &[String]) -> Proc {
     let kam = require_tool("kamailio", "kamailio");
     let run_dir = dir.join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
-    let defines = [
+    let mut defines = vec![
         format!("LISTEN=udp:127.0.0.1:{}", ports.kamailio),
         format!("PRIVATENESS_SO=\"{}\"", bin("libprivateness.so").display()),
         format!("NODE_URL=\"{node_url}\""),
@@ -112,6 +116,7 @@ fn kamailio(cfg: &str, ports: &Ports, node_url: &str, dir: &Path) -> Proc {
         "CHILDREN=1".to_owned(),
         "TTL_CAP=1".to_owned(),
     ];
+    defines.extend_from_slice(extra);
     let cfg = repo().join("dialplan/kamailio").join(cfg);
     let mut args = vec![
         "-f".to_owned(), cfg.to_str().unwrap().to_owned(), "-DD".into(), "-E".into(), "-e".into(),
@@ -242,4 +247,87 @@ fn native_cfg_routes_calls_by_nvs() {
 #[test]
 fn lua_script_routes_calls_by_nvs() {
     scenario("kamailio-lua.cfg");
+}
+
+/// The Lua hook script of [`lua_hooks_reroute_reject_and_survive_bad_scripts`]:
+/// numbers pick the behaviour (the +1555010900x ones have no ENUM record).
+fn hooks_script(options_port: u16, reject: bool) -> String {
+    format!(
+        r#"-- test hooks (tests/tests/kamailio_module.rs)
+function on_enum(ctx)
+  local n = ctx.number
+  if n == "+15550100001" then
+    -- only the second route (the first would answer busy)
+    return {{ ctx.candidates[2].uri }}
+  elseif n == "+15550109001" and {reject} then
+    return {{ reject = 403, reason = "Blocked By Hook" }}
+  elseif n == "+15550109002" then
+    while true do end
+  elseif n == "+15550109003" then
+    local t = {{}}
+    for i = 1, 1e9 do t[i] = string.rep("x", 100) .. i end
+  elseif n == "+15550109004" then
+    error("a bug in the script")
+  elseif n == "+15550109005" then
+    os.execute("touch /tmp/ness-hook-escaped")
+  elseif n == "+15550109006" then
+    ness.log("info", "adding a route for " .. n .. " from caller " .. ctx.caller)
+    return {{ "sip:15550100002@127.0.0.1:{options_port}" }}
+  end
+  return nil
+end
+"#
+    )
+}
+
+/// Lua hooks (hooks_script) through a real Kamailio with SIPp and sipsak:
+/// `on_enum` reroutes a call, adds a route for an unknown number and rejects
+/// another with its own code; a script that loops, allocates without bound,
+/// raises an error or calls `os` is stopped and the call takes the default
+/// route, without holding the worker; `privateness.reload_hooks` swaps the
+/// script, and a script that does not compile is refused and the old one runs on.
+#[test]
+fn lua_hooks_reroute_reject_and_survive_bad_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::new();
+    let (_devnet, url, _node) = devnet(&ports);
+    let traces = |n: &str| dir.path().join(format!("{n}.trace"));
+    let _busy = sipp("uas_busy.xml", ports.busy, &traces("busy"));
+    let _answer = sipp("uas_answer.xml", ports.answer, &traces("answer"));
+    let _options = sipp("uas_options.xml", ports.options, &traces("options"));
+    std::thread::sleep(Duration::from_millis(500));
+    let script = dir.path().join("hooks.lua");
+    std::fs::write(&script, hooks_script(ports.options, true)).unwrap();
+    let _ = std::fs::remove_file("/tmp/ness-hook-escaped");
+    let mut kam = kamailio_with("kamailio.cfg", &ports, &url, dir.path(), &[format!("HOOKS_SCRIPT=\"{}\"", script.display())]);
+
+    // Rerouted: the busy first target never sees the call.
+    assert!(uac(ports.kamailio, "+15550100001", dir.path()), "the call was not answered: {}", trace(&dir.path().join("uac.err")));
+    assert!(trace(&traces("answer")).contains("INVITE sip:second@127.0.0.1:"));
+    assert!(!trace(&traces("busy")).contains("INVITE"), "the hook's route list was not used");
+    // A route added for a number without records; a rejection with the hook's code.
+    assert_eq!(sipsak(ports.kamailio, "+15550109006").as_deref(), Some("SIP/2.0 200 OK from ness-uas"));
+    assert_eq!(sipsak(ports.kamailio, "+15550109001").as_deref(), Some("SIP/2.0 403 Blocked By Hook"));
+    // Bad scripts: stopped, logged, and the default (not found) applies at once.
+    for (number, why) in [("+15550109002", "instructions"), ("+15550109003", "memory"), ("+15550109004", "hooks.lua:15: a bug in the script"), ("+15550109005", "hooks.lua:17:")] {
+        let (status, took) = sipsak_timed(ports.kamailio, number);
+        assert_eq!(status.as_deref(), Some("SIP/2.0 404 Not in ENUM"), "{number}");
+        assert!(took < Duration::from_secs(3), "{number} held the worker {took:?}");
+        kam.wait_for(why, Duration::from_secs(5));
+    }
+    assert!(!Path::new("/tmp/ness-hook-escaped").exists(), "os.execute ran");
+    assert!(kam.drain().iter().any(|l| l.contains("lua: adding a route for +15550109006 from caller sipsak")), "ness.log or ctx.caller did not work");
+
+    // Reload: the new script stops rejecting; a broken one is refused with its line.
+    std::fs::write(&script, hooks_script(ports.options, false)).unwrap();
+    let reply = kamcmd(dir.path(), &["privateness.reload_hooks"]);
+    assert!(reply.contains("compiles"), "{reply}");
+    assert_eq!(sipsak(ports.kamailio, "+15550109001").as_deref(), Some("SIP/2.0 404 Not in ENUM"));
+    std::fs::write(&script, "function on_enum(ctx)\n  return {\nend\n").unwrap();
+    let reply = kamcmd(dir.path(), &["privateness.reload_hooks"]);
+    assert!(reply.contains("does not compile") && reply.contains("hooks.lua:3:"), "{reply}");
+    assert_eq!(sipsak(ports.kamailio, "+15550109006").as_deref(), Some("SIP/2.0 200 OK from ness-uas"), "the running script must stay");
+    kam.kill();
+    let log = kam.log.join("\n");
+    assert!(!log.contains("panic") && !log.contains("terminating due to SIGCHLD"), "{log}");
 }
