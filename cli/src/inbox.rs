@@ -303,11 +303,12 @@ fn read(a: ReadArgs, out: &Output) -> Result<(), Failure> {
                         "stored_ms": received_ms, "read": was_read, "sender": m.sender, "text": m.text,
                         "binary": m.binary, "phone_id": m.phone_id, "smsc_time": m.smsc_time,
                         "received_at": m.received_at, "parts_expected": m.parts_expected,
-                        "parts_received": m.parts_received, "source": m.source,
+                        "parts_received": m.parts_received, "source": m.source, "tags": m.tags,
                     }));
                 } else {
                     let flag = if was_read { ' ' } else { '*' };
-                    println!("{flag} {}  {:<16}  {:<8}  {}", m.received_at, m.sender, m.phone_id, m.text);
+                    let tags = if m.tags.is_empty() { String::new() } else { format!("[{}] ", m.tags.join(",")) };
+                    println!("{flag} {}  {:<16}  {:<8}  {tags}{}", m.received_at, m.sender, m.phone_id, m.text);
                 }
                 listed.push(id);
             }

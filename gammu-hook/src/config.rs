@@ -27,6 +27,37 @@ pub struct Config {
     #[serde(rename = "route")]
     pub routes: Vec<RouteSection>,
     pub modem: ModemSection,
+    /// The Lua hooks script (docs/hooks.md): `on_sms(msg)` before sealing.
+    pub hooks: Option<HooksSection>,
+}
+
+/// `[hooks]`: the same keys as the modules' `hooks_*` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksSection {
+    pub script: PathBuf,
+    #[serde(default)]
+    pub instructions: Option<u64>,
+    #[serde(default)]
+    pub memory_kb: Option<u64>,
+    /// `["os"]`, `["io"]` or both: libraries the sandbox otherwise lacks.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+impl HooksSection {
+    pub fn settings(&self) -> Result<ness_core::hooks::HookSettings, String> {
+        let mut s = ness_core::hooks::HookSettings::new(&self.script);
+        if let Some(n) = self.instructions {
+            s.instructions = n;
+        }
+        if let Some(kb) = self.memory_kb {
+            s.memory_limit = (kb as usize).saturating_mul(1024);
+        }
+        s.set_allow(&self.allow.join(",")).map_err(|e| e.to_string())?;
+        s.check().map_err(|e| e.to_string())?;
+        Ok(s)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,7 +144,11 @@ impl ForwardSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
+    /// A name for `on_sms` to send messages here (`{renter = "bob"}`); optional.
+    #[serde(default)]
+    pub name: Option<String>,
     /// gammu PhoneIDs (or modem names) this route takes; `"*"` takes any.
+    #[serde(default)]
     pub phone_ids: Vec<String>,
     /// The renter's public key file (x25519.public, ed25519.public) ...
     #[serde(default)]
@@ -180,8 +215,8 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         for (i, r) in self.routes.iter().enumerate() {
             let n = i + 1;
-            if r.phone_ids.is_empty() {
-                return Err(format!("route {n} has no phone_ids (use [\"*\"] for every SIM)"));
+            if r.phone_ids.is_empty() && r.name.is_none() {
+                return Err(format!("route {n} has no phone_ids (use [\"*\"] for every SIM), nor a name for on_sms to send to"));
             }
             if !matches!(r.envelope, 1 | 2) {
                 return Err(format!("route {n}: envelope must be 1 or 2, not {}", r.envelope));

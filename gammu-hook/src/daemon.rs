@@ -92,8 +92,19 @@ fn run_forward(config_path: &std::path::Path) -> Result<(), String> {
         rt.spawn(metrics::serve(listener, forwarder.metrics.clone()));
     }
     let stop = stop_on_signals(&rt);
+    let reload = Arc::new(AtomicBool::new(false));
+    let r = reload.clone();
+    rt.spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP: the hooks script cannot be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            r.store(true, Ordering::Relaxed);
+        }
+    });
     let handle = rt.handle().clone();
-    forwarder.run(handle, stop).map_err(|e| e.to_string())
+    forwarder.run(handle, stop, reload).map_err(|e| e.to_string())
 }
 
 fn run_modem(config_path: &std::path::Path, device: Option<PathBuf>) -> Result<(), String> {

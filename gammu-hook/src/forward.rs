@@ -8,6 +8,13 @@
 //!
 //! One scheduler thread owns the spool and batches its writes; the HTTP attempts
 //! run as tokio tasks, at most `concurrency` at a time.
+//!
+//! With `[hooks] script`, the Lua `on_sms(msg)` (docs/hooks.md) sees each message
+//! before it is sealed: it may drop it (kept in the spool as `dropped`, with the
+//! reason), tag it (the tags travel inside the envelope) or send it to another
+//! route's renter by the route's `name`. A failing script is logged and the
+//! message goes as without it. SIGHUP reloads the script; one that does not
+//! compile keeps the running one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,6 +25,8 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use ness_core::envelope::{Receipt, ReceiptTo, b64u, seal_v1, seal_v2, sign};
 use ness_core::sms::{Delivery, Sms};
+
+use ness_core::hooks::{Hooks, SmsCtx, SmsDecision};
 
 use crate::config::Config;
 use crate::http::Sender;
@@ -103,7 +112,14 @@ pub struct Forwarder {
     routes: Arc<Routes>,
     signer: Arc<SigningKey>,
     clients: HashMap<Option<String>, Sender>,
+    hooks: Option<Hooks>,
     pub metrics: Arc<Metrics>,
+}
+
+/// What `on_sms` made of a message.
+enum Verdict {
+    Drop(String),
+    Deliver { tags: Vec<String>, renter: Option<String> },
 }
 
 impl Forwarder {
@@ -129,11 +145,39 @@ impl Forwarder {
                 .map_err(ForwardError::Config)?;
             clients.insert(proxy, client);
         }
-        Ok(Forwarder { config, routes: Arc::new(routes), signer: Arc::new(signer), clients, metrics: Metrics::new() })
+        let hooks = match &config.hooks {
+            None => None,
+            Some(h) => {
+                let settings = h.settings().map_err(ForwardError::Config)?;
+                let hooks = Hooks::load(settings, Arc::new(ness_core::hooks::NoNode)).map_err(|e| ForwardError::Config(e.to_string()))?;
+                tracing::info!("hooks: {} defines {:?}", h.script.display(), hooks.defined());
+                Some(hooks)
+            }
+        };
+        Ok(Forwarder { config, routes: Arc::new(routes), signer: Arc::new(signer), clients, hooks, metrics: Metrics::new() })
+    }
+
+    /// Ask `on_sms` about a due message (no hook, or a failing one: deliver as usual).
+    fn verdict(&self, d: &Due) -> Verdict {
+        let usual = Verdict::Deliver { tags: Vec::new(), renter: None };
+        let Some(hooks) = &self.hooks else { return usual };
+        let Ok(sms) = serde_json::from_slice::<Sms>(&d.body) else { return usual };
+        let renter = self.routes.find(&d.phone_id).and_then(|r| r.name.clone()).unwrap_or_default();
+        let ctx = SmsCtx { from: sms.sender, text: sms.text, phone_id: sms.phone_id, renter, received: sms.received_at };
+        match hooks.on_sms(&ctx) {
+            Ok(None) => usual,
+            Ok(Some(SmsDecision::Drop { reason })) => Verdict::Drop(reason),
+            Ok(Some(SmsDecision::Deliver { tags, renter })) => Verdict::Deliver { tags, renter },
+            Err(e) => {
+                tracing::warn!("{e}; message {} goes as usual", d.id);
+                usual
+            }
+        }
     }
 
     /// Run until `stop` is set; then finish the attempts in flight and return.
-    pub fn run(self, runtime: tokio::runtime::Handle, stop: Arc<AtomicBool>) -> Result<(), ForwardError> {
+    /// `reload`: set (by SIGHUP) to read the hooks script again.
+    pub fn run(mut self, runtime: tokio::runtime::Handle, stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) -> Result<(), ForwardError> {
         let mut spool = Spool::open(&self.config.spool.path, Duration::from_millis(self.config.spool.busy_timeout_ms))?;
         let fallback = self.config.spool.fallback_dir();
         let f = &self.config.forward;
@@ -152,6 +196,15 @@ impl Forwarder {
             f.concurrency
         );
         loop {
+            if reload.swap(false, Ordering::Relaxed) {
+                match self.hooks.as_mut() {
+                    None => tracing::info!("SIGHUP: no [hooks] script to reload"),
+                    Some(h) => match h.reload() {
+                        Ok(()) => tracing::info!("hooks: reloaded {}, defines {:?}", h.settings().script.display(), h.defined()),
+                        Err(e) => tracing::error!("{e}; the running script stays"),
+                    },
+                }
+            }
             let stopping = stop.load(Ordering::Relaxed);
             if stopping && inflight.is_empty() {
                 break;
@@ -180,8 +233,29 @@ impl Forwarder {
                 claimed = due.len();
                 let mut to_store = Vec::new();
                 let mut to_send = Vec::new();
-                for d in due {
-                    let Some(route) = self.routes.find(&d.phone_id) else {
+                for mut d in due {
+                    let (tags, renter) = match self.verdict(&d) {
+                        Verdict::Drop(reason) => {
+                            tracing::info!("message {} dropped by on_sms: {reason}", d.id);
+                            outcomes.push((d.id.clone(), Outcome::Dropped { reason }));
+                            continue;
+                        }
+                        Verdict::Deliver { tags, renter } => (tags, renter),
+                    };
+                    if !tags.is_empty()
+                        && let Ok(mut sms) = serde_json::from_slice::<Sms>(&d.body)
+                    {
+                        sms.tags = tags;
+                        d.body = serde_json::to_vec(&sms).unwrap_or(d.body);
+                    }
+                    let named = renter.as_deref().and_then(|name| {
+                        let r = self.routes.named(name);
+                        if r.is_none() {
+                            tracing::warn!("on_sms sent message {} to renter {name:?}, but no [[route]] has that name; it goes as usual", d.id);
+                        }
+                        r
+                    });
+                    let Some(route) = named.or_else(|| self.routes.find(&d.phone_id)) else {
                         self.metrics.fail("unroutable");
                         let error = format!("no [[route]] for phone id {:?}", d.phone_id);
                         outcomes.push((d.id.clone(), retry_or_hold(&d, error, f.retry_max_ms, hold_after_ms, now)));
@@ -327,6 +401,7 @@ mod tests {
         let renter_box = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([4; 32]));
         let me = b64u::encode(provider.verifying_key().as_bytes());
         let route = |url: String| Route {
+            name: None,
             phone_ids: vec!["*".into()],
             renter_box,
             renter_sign: renter.verifying_key(),

@@ -62,7 +62,7 @@ impl Metrics {
     }
 
     pub fn set_counts(&self, c: &Counts) {
-        for (state, n) in [("pending", c.pending), ("delivered", c.delivered), ("held", c.held)] {
+        for (state, n) in [("pending", c.pending), ("delivered", c.delivered), ("held", c.held), ("dropped", c.dropped)] {
             self.spool.get_or_create(&StateLabels { state }).set(n as i64);
         }
     }

@@ -187,6 +187,7 @@ pub fn to_sms(m: &Assembled<(u32, String)>, phone_id: &str) -> Sms {
         parts_expected: m.parts_expected,
         parts_received: m.parts_received,
         source: Source::Modem,
+        tags: Vec::new(),
     }
 }
 

@@ -95,6 +95,7 @@ pub fn from_env(env: &Env, rc: &Smsdrc) -> Sms {
         parts_expected: parts,
         parts_received: parts,
         source: Source::GammuEnv,
+        tags: Vec::new(),
     }
 }
 
@@ -202,6 +203,7 @@ fn from_files(env: &Env, args: &[String], rc: &Smsdrc) -> Result<Sms, String> {
         parts_expected: expected.unwrap_or(parts).max(parts),
         parts_received: parts,
         source: Source::GammuFiles,
+        tags: Vec::new(),
     })
 }
 
@@ -275,6 +277,7 @@ fn from_sql(env: &Env, args: &[String], rc: &Smsdrc) -> Result<Sms, String> {
         parts_expected: expected.unwrap_or(parts).max(parts),
         parts_received: parts,
         source: Source::GammuSql,
+        tags: Vec::new(),
     })
 }
 

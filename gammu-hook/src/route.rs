@@ -9,6 +9,7 @@ use crate::config::RouteSection;
 
 #[derive(Debug, Clone)]
 pub struct Route {
+    pub name: Option<String>,
     pub phone_ids: Vec<String>,
     /// Envelopes are sealed for this key.
     pub renter_box: BoxPublic,
@@ -55,6 +56,7 @@ impl Routes {
             };
             let key = format!("{}|{}|v{}", b64u::encode(renter_box.as_bytes()), r.inbox_url, r.envelope);
             routes.push(Route {
+                name: r.name.clone(),
                 phone_ids: r.phone_ids.clone(),
                 renter_box,
                 renter_sign,
@@ -75,6 +77,11 @@ impl Routes {
             .or_else(|| self.0.iter().find(|r| r.phone_ids.iter().any(|p| p == "*")))
     }
 
+    /// The route named `name` (for `on_sms`'s `renter`).
+    pub fn named(&self, name: &str) -> Option<&Route> {
+        self.0.iter().find(|r| r.name.as_deref() == Some(name))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.0.iter()
     }
@@ -88,6 +95,7 @@ mod tests {
         let b = BoxPublic::from(&x25519_dalek::StaticSecret::from([1; 32]));
         let s = ed25519_dalek::SigningKey::from_bytes(&[2; 32]).verifying_key();
         RouteSection {
+            name: None,
             phone_ids: ids.iter().map(|s| s.to_string()).collect(),
             renter_keyfile: None,
             renter_box_pub: Some(b64u::encode(b.as_bytes())),

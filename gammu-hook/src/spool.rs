@@ -64,6 +64,8 @@ pub enum Outcome {
     Delivered { receipt: String },
     Retry { error: String, next_ms: i64 },
     Hold { error: String },
+    /// The provider's `on_sms` hook dropped it: kept in the spool, never delivered.
+    Dropped { reason: String },
 }
 
 /// Counts by state, for `/metrics` and `spool stats`.
@@ -72,6 +74,7 @@ pub struct Counts {
     pub pending: u64,
     pub delivered: u64,
     pub held: u64,
+    pub dropped: u64,
 }
 
 /// One row as `spool list` shows it.
@@ -280,6 +283,10 @@ impl Spool {
                     "UPDATE message SET state = 'held', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
                     params![id, error],
                 ),
+                Outcome::Dropped { reason } => tx.execute(
+                    "UPDATE message SET state = 'dropped', last_error = ?2 WHERE id = ?1",
+                    params![id, format!("dropped by on_sms: {reason}")],
+                ),
             };
             r.map_err(db_err(&self.path))?;
         }
@@ -302,6 +309,7 @@ impl Spool {
                 "pending" => c.pending = n as u64,
                 "delivered" => c.delivered = n as u64,
                 "held" => c.held = n as u64,
+                "dropped" => c.dropped = n as u64,
                 _ => {}
             }
         }
@@ -424,6 +432,7 @@ mod tests {
             parts_expected: 1,
             parts_received: 1,
             source: Source::GammuEnv,
+            tags: Vec::new(),
         }
     }
 
@@ -440,7 +449,7 @@ mod tests {
             (due[1].id.clone(), Outcome::Hold { error: "x".into() }),
         ])
         .unwrap();
-        assert_eq!(s.counts().unwrap(), Counts { pending: 0, delivered: 1, held: 1 });
+        assert_eq!(s.counts().unwrap(), Counts { pending: 0, delivered: 1, held: 1, dropped: 0 });
         assert_eq!(s.release(&[]).unwrap(), 1);
         assert_eq!(s.counts().unwrap().pending, 1);
         let mode = std::fs::metadata(dir.path().join("s/spool.db")).unwrap().permissions();

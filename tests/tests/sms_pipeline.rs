@@ -555,3 +555,95 @@ fn receive_run_by_hand_spools_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("RunOnReceive"));
     assert!(!Path::new(&p.path("spool/spool.db")).exists(), "no empty message was spooled");
 }
+
+
+/// The provider's Lua `on_sms` hook ([hooks] script) through real gammu-smsd
+/// (dummy phone) and the forwarder: spam is dropped (kept in the spool as
+/// dropped, with the reason), a bank message arrives tagged, one goes to
+/// another renter's inbox, and scripts that raise errors or loop are stopped
+/// with the message delivered as usual. SIGHUP swaps the script; one that does
+/// not compile is refused and the running one stays.
+#[test]
+fn on_sms_hook_drops_tags_and_reroutes_through_gammu() {
+    let p = Pipeline::new(None, "");
+    ness(&["keygen", "--out", &p.path("bob.key")]);
+    ness(&["pubkey", "--keyfile", &p.path("bob.key"), "--out", &p.path("bob.pub")]);
+    let bob_port = free_tcp_port();
+    let script = p.path("hooks.lua");
+    let v1 = r#"
+function on_sms(m)
+  if m.text:find("WIN A PRIZE", 1, true) then return { drop = true, reason = "spam" } end
+  if m.text:sub(1, 4) == "BANK" then return { tags = { "bank", "2fa" } } end
+  if m.text:sub(1, 7) == "FOR BOB" then return { renter = "bob" } end
+  if m.text:sub(1, 5) == "CRASH" then error("a bug in the filter") end
+  if m.text:sub(1, 4) == "LOOP" then while true do end end
+  return nil
+end
+"#;
+    std::fs::write(&script, v1).unwrap();
+    let mut config = std::fs::read_to_string(&p.config).unwrap();
+    config.push_str(&format!(
+        "\n[[route]]\nname = \"bob\"\nrenter_keyfile = \"{}\"\ninbox_url = \"http://127.0.0.1:{bob_port}/v1/sms\"\n\n[hooks]\nscript = \"{script}\"\ninstructions = 100000\n",
+        p.path("bob.pub")
+    ));
+    std::fs::write(&p.config, config).unwrap();
+
+    let mut gammu = Gammu::start(&p, &shipped_smsdrc("gammu-smsdrc.files", &p));
+    let _inbox = p.inbox();
+    let mut bob_inbox = Proc::start(
+        bin("ness"),
+        &["inbox", "serve", "--listen", &format!("127.0.0.1:{bob_port}"), "--db", &p.path("bob.db"), "--keyfile", &p.path("bob.key"), "--provider", &p.path("provider.pub")],
+        &[],
+    );
+    bob_inbox.wait_for("listening on", Duration::from_secs(10));
+    let mut fwd = Proc::start(bin("ness-gammu-hook"), &["--config", p.config.to_str().unwrap(), "forward"], &[("RUST_LOG", "info")]);
+    fwd.wait_for("hooks: ", Duration::from_secs(10));
+    for (sender, text) in [
+        ("+4930111", "see you at 8"),
+        ("+4930222", "You WIN A PRIZE, call now"),
+        ("DKB", "BANK code 123456"),
+        ("+4930333", "FOR BOB: the keys are under the mat"),
+        ("+4930444", "CRASH this filter"),
+        ("+4930555", "LOOP forever"),
+    ] {
+        gammu.send(sender, text, false, 0);
+    }
+    wait_until("five deliveries and one drop", Duration::from_secs(60), || {
+        let s = stats(&p.config);
+        s["delivered"].as_u64() == Some(5) && s["dropped"].as_u64() == Some(1)
+    });
+    let inbox = |db: &str, key: &str| -> Vec<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(&ness(&["--json", "inbox", "read", "--db", &p.path(db), "--keyfile", &p.path(key)])).unwrap().as_array().unwrap().clone()
+    };
+    let alice = inbox("inbox.db", "renter.key");
+    let texts: Vec<&str> = alice.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    for t in ["see you at 8", "BANK code 123456", "CRASH this filter", "LOOP forever"] {
+        assert!(texts.contains(&t), "{t:?} not delivered: {texts:?}");
+    }
+    assert!(!texts.iter().any(|t| t.contains("PRIZE") || t.starts_with("FOR BOB")), "{texts:?}");
+    let bank = alice.iter().find(|m| m["text"] == "BANK code 123456").unwrap();
+    assert_eq!(bank["tags"], serde_json::json!(["bank", "2fa"]), "the tags travel in the envelope");
+    let bob = inbox("bob.db", "bob.key");
+    assert_eq!(bob.len(), 1);
+    assert_eq!(bob[0]["text"], "FOR BOB: the keys are under the mat");
+    let dropped = hook(&p.config, &["spool", "list", "--state", "dropped"]);
+    assert!(dropped.contains("dropped by on_sms: spam"), "{dropped}");
+    fwd.wait_for("on_sms failed: hooks.lua:6: a bug in the filter", Duration::from_secs(5));
+    let log = fwd.drain().join("\n");
+    assert!(log.contains("on_sms was stopped: it ran more than 100000 instructions"), "{log}");
+
+    // SIGHUP: the new script drops everything; a broken one is refused.
+    std::fs::write(&script, "function on_sms(m) return false end").unwrap();
+    // SAFETY: kill(2) on the PID of our own child.
+    unsafe { libc::kill(fwd.pid() as libc::pid_t, libc::SIGHUP) };
+    fwd.wait_for("hooks: reloaded", Duration::from_secs(10));
+    gammu.send("+4930666", "hello after the reload", false, 0);
+    wait_until("the message after the reload to be dropped", Duration::from_secs(60), || stats(&p.config)["dropped"].as_u64() == Some(2));
+    std::fs::write(&script, "function on_sms(m)\n  return {\nend\n").unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(fwd.pid() as libc::pid_t, libc::SIGHUP) };
+    fwd.wait_for("does not compile", Duration::from_secs(10));
+    gammu.send("+4930777", "hello after a broken reload", false, 0);
+    wait_until("the running script to drop it still", Duration::from_secs(60), || stats(&p.config)["dropped"].as_u64() == Some(3));
+    assert_eq!(stats(&p.config)["delivered"].as_u64(), Some(5));
+}

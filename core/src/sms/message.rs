@@ -43,6 +43,9 @@ pub struct Sms {
     /// Parts that arrived (fewer when released incomplete).
     pub parts_received: u8,
     pub source: Source,
+    /// Labels the provider's `on_sms` hook put on it (docs/hooks.md); none usually.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl Sms {
@@ -98,6 +101,7 @@ mod tests {
             parts_expected: 1,
             parts_received: 1,
             source: Source::GammuFiles,
+            tags: Vec::new(),
         };
         let j = m.to_json();
         assert!(String::from_utf8_lossy(&j).contains(r#""source":"gammu-files""#));
