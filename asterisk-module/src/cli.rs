@@ -322,6 +322,31 @@ unsafe extern "C" fn cli_flush(
     })
 }
 
+unsafe extern "C" fn cli_reload_hooks(
+    e: *mut ast_cli_entry,
+    cmd: c_int,
+    a: *mut ast_cli_args,
+) -> *mut c_char {
+    let _busy = Busy::enter();
+    fence("privateness reload hooks", CLI_FAILURE, || unsafe {
+        match cmd {
+            CLI_INIT => init(e, c"privateness reload hooks", c"Usage: privateness reload hooks\n       Read the Lua hooks script ([hooks] script) again; one that does not compile is refused and the running one stays.\n"),
+            CLI_GENERATE => ptr::null_mut(),
+            _ => {
+                let a = &*a;
+                if a.argc != 3 {
+                    return CLI_SHOWUSAGE;
+                }
+                match crate::hooks::reload() {
+                    Ok(what) => out(a.fd, &format!("{what}\n")),
+                    Err(e) => out(a.fd, &format!("Not reloaded: {e}\n")),
+                }
+                CLI_SUCCESS
+            }
+        }
+    })
+}
+
 pub(crate) const fn entry(summary: &'static CStr, handler: cli_handler) -> ast_cli_entry {
     ast_cli_entry {
         cmda: [ptr::null(); 16],
@@ -344,7 +369,9 @@ pub static LOOKUP: Global<ast_cli_entry> =
     Global::new(entry(c"Resolve a number from Emercoin ENUM", cli_lookup));
 pub static FLUSH: Global<ast_cli_entry> =
     Global::new(entry(c"Empty the Emercoin ENUM cache", cli_flush));
+pub static RELOAD_HOOKS: Global<ast_cli_entry> =
+    Global::new(entry(c"Reload the Lua hooks script", cli_reload_hooks));
 
-pub fn all() -> [&'static Global<ast_cli_entry>; 6] {
-    [&STATUS, &LOOKUP, &FLUSH, &crate::trunk::SHOW, &crate::randpay::cli::CALLS, &crate::randpay::cli::LEDGER]
+pub fn all() -> [&'static Global<ast_cli_entry>; 7] {
+    [&STATUS, &LOOKUP, &FLUSH, &RELOAD_HOOKS, &crate::trunk::SHOW, &crate::randpay::cli::CALLS, &crate::randpay::cli::LEDGER]
 }

@@ -29,6 +29,8 @@ pub struct Conf {
     pub randpay: RandpayConf,
     /// `[general] trunk_config`: the Skywire trunk file (trunk.rs).
     pub trunk_config: Option<std::path::PathBuf>,
+    /// `[hooks]`: the Lua hooks script and its limits (hooks.rs).
+    pub hooks: crate::hooks::HooksConf,
 }
 
 /// Why the file cannot be used.
@@ -80,11 +82,12 @@ pub fn read(reload: bool) -> Result<ConfigRead, ConfigError> {
     }
     // SAFETY: `cfg` is a real config until destroyed below; the variable lists
     // belong to it, so everything is copied out first.
-    let (general, randpay) = unsafe {
+    let (general, randpay, hooks) = unsafe {
         let general = section(cfg, c"general");
         let randpay = section(cfg, c"randpay");
+        let hooks = section(cfg, c"hooks");
         ffi::ast_config_destroy(cfg);
-        (general, randpay)
+        (general, randpay, hooks)
     };
     let Some(mut general) = general else {
         return Err(ConfigError::NoGeneral);
@@ -103,7 +106,8 @@ pub fn read(reload: bool) -> Result<ConfigRead, ConfigError> {
             randpay_settings::keys().join(", ")
         );
     }
-    Ok(ConfigRead::Settings(Box::new(Conf { general, randpay, trunk_config })))
+    let hooks = crate::hooks::HooksConf::from_entries(&hooks.unwrap_or_default()).map_err(ConfigError::Inconsistent)?;
+    Ok(ConfigRead::Settings(Box::new(Conf { general, randpay, trunk_config, hooks })))
 }
 
 /// The `(key, value, line)` entries of one section; None if it is absent.

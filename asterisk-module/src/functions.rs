@@ -31,6 +31,8 @@ enum Status {
     NotFound,
     NodeFail,
     Invalid,
+    /// The Lua `on_enum` hook refused the call (EMC_REJECT_CODE, EMC_REJECT_REASON).
+    Rejected,
 }
 
 impl Status {
@@ -40,6 +42,7 @@ impl Status {
             Status::NotFound => c"NOTFOUND",
             Status::NodeFail => c"NODEFAIL",
             Status::Invalid => c"INVALID",
+            Status::Rejected => c"REJECTED",
         }
     }
 }
@@ -226,16 +229,32 @@ fn emc_enum_query(chan: *mut ast_channel, text: &str) -> (Status, Option<u64>) {
     };
     let (status, uris) = match resolve(chan, &engine, "EMC_ENUM_QUERY", &number) {
         Ok(answer) => {
-            let uris = dialplan::results(&answer, &service);
+            let mut uris = dialplan::results(&answer, &service);
+            // The on_enum hook may reorder, drop, add or reject (a failing script: as found).
+            // SAFETY: the channel of the current callback, not locked here.
+            let caller = unsafe { crate::randpay::host::func(chan, "CALLERID(num)") }.unwrap_or_default();
+            let mut rejected = false;
+            match crate::hooks::on_enum(&number, &caller, service.as_match(), &uris) {
+                crate::hooks::Outcome::Keep => {}
+                crate::hooks::Outcome::Route(routes) => uris = routes.into_iter().filter(|u| dialplan::dialplan_safe(u)).collect(),
+                crate::hooks::Outcome::Reject(code, reason) => {
+                    // SAFETY: as above.
+                    unsafe {
+                        channel::set_var(chan, c"EMC_REJECT_CODE", &crate::config::cstring(&code.to_string()));
+                        channel::set_var(chan, c"EMC_REJECT_REASON", &crate::config::cstring(&reason));
+                    }
+                    // An id with no results, as for a failed lookup.
+                    uris.clear();
+                    rejected = true;
+                }
+            }
             count_outcome(&engine, !uris.is_empty());
-            (
-                if uris.is_empty() {
-                    Status::NotFound
-                } else {
-                    Status::Found
-                },
-                uris,
-            )
+            let status = match (rejected, uris.is_empty()) {
+                (true, _) => Status::Rejected,
+                (false, true) => Status::NotFound,
+                (false, false) => Status::Found,
+            };
+            (status, uris)
         }
         // Like ENUMQUERY, a failed lookup still gives an id with no results.
         Err(s) => (s, Vec::new()),

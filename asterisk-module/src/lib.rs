@@ -17,6 +17,7 @@ mod config;
 mod engine;
 mod ffi;
 mod functions;
+mod hooks;
 mod log;
 mod randpay;
 mod trunk;
@@ -207,7 +208,7 @@ unsafe extern "C" fn load_module() -> c_int {
         }
         let settings = match config::read(false) {
             Ok(ConfigRead::Settings(s)) => s,
-            Ok(ConfigRead::Unchanged) => Box::new(Conf { general: ModuleSettings::default(), randpay: Default::default(), trunk_config: None }),
+            Ok(ConfigRead::Unchanged) => Box::new(Conf { general: ModuleSettings::default(), randpay: Default::default(), trunk_config: None, hooks: Default::default() }),
             Err(e) => {
                 aerr!("{e}; module declined");
                 return AST_MODULE_LOAD_DECLINE;
@@ -240,6 +241,14 @@ unsafe extern "C" fn load_module() -> c_int {
                 return AST_MODULE_LOAD_DECLINE;
             }
         };
+        let hooks_note = match settings.hooks.settings().and_then(|h| hooks::install(h.as_ref())) {
+            Ok(note) => note,
+            Err(e) => {
+                aerr!("{e}; module declined");
+                engine.stop();
+                return AST_MODULE_LOAD_DECLINE;
+            }
+        };
         *ENGINE.write().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
         if let Err(e) = register_all() {
             aerr!("{e}; module declined");
@@ -248,7 +257,7 @@ unsafe extern "C" fn load_module() -> c_int {
             return AST_MODULE_LOAD_DECLINE;
         }
         engine.probe_node();
-        anotice!("res_privateness loaded: {summary}");
+        anotice!("res_privateness loaded: {summary}{hooks_note}");
         AST_MODULE_LOAD_SUCCESS
     })
 }
@@ -289,9 +298,18 @@ fn reload() -> c_int {
             return 1;
         }
     };
+    // The hooks first: a script that does not compile fails the reload and
+    // leaves everything as it runs.
+    let hooks_note = match settings.hooks.settings().and_then(|h| hooks::install(h.as_ref())) {
+        Ok(note) => note,
+        Err(e) => {
+            aerr!("reload: {e}; keeping the current settings");
+            return 1;
+        }
+    };
     match engine.reconfigure(build) {
         Ok(what) => {
-            anotice!("privateness.conf reloaded: {what}");
+            anotice!("privateness.conf reloaded: {what}{hooks_note}");
             engine.probe_node();
             0
         }
@@ -339,6 +357,7 @@ unsafe extern "C" fn unload_module() -> c_int {
             }
             return -1;
         }
+        hooks::clear();
         if let Some(engine) = ENGINE.write().unwrap_or_else(|p| p.into_inner()).take() {
             engine.stop();
         }

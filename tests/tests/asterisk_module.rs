@@ -237,7 +237,7 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
     let state = ast.cmd("state");
     assert!(
         state.starts_with(
-            r#"functions=["EMC_ENUM", "EMC_ENUM_QUERY", "EMC_ENUM_RESULT", "EMC_NVS", "RANDPAY"] clis=["privateness show status", "privateness lookup", "privateness cache flush", "privateness show trunks", "randpay show calls", "randpay show ledger"] apps=["RandpayRequire"] usecount=0"#
+            r#"functions=["EMC_ENUM", "EMC_ENUM_QUERY", "EMC_ENUM_RESULT", "EMC_NVS", "RANDPAY"] clis=["privateness show status", "privateness lookup", "privateness cache flush", "privateness reload hooks", "privateness show trunks", "randpay show calls", "randpay show ledger"] apps=["RandpayRequire"] usecount=0"#
         ),
         "{state}"
     );
@@ -494,6 +494,82 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
         "{logs}"
     );
     assert!(!logs.contains("panic"), "{logs}");
+}
+
+// ---- Lua hooks in the fake host ------------------------------------------------------------
+
+/// The Lua `on_enum` hook ([hooks] script) inside EMC_ENUM_QUERY on the fake
+/// host: it reorders and adds routes, rejects by caller with its own code
+/// (EMC_ENUM_STATUS=REJECTED, EMC_REJECT_CODE/REASON), and a script that loops
+/// or fails is stopped and the query answers as without it; `privateness
+/// reload hooks` swaps the script and refuses one that does not compile; a
+/// script that does not compile at load declines the module.
+#[test]
+fn fake_host_runs_the_on_enum_hook() {
+    let (_node, url) = devnet();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("hooks.lua");
+    let v1 = r#"function on_enum(ctx)
+  if ctx.caller == "+4940666" then return { reject = 403, reason = "Caller Blocked" } end
+  if ctx.caller == "loop" then while true do end end
+  if ctx.caller == "boom" then error("a bug") end
+  local out = { "sip:gw@lcr.example" }
+  for i = #ctx.candidates, 1, -1 do out[#out + 1] = ctx.candidates[i].uri end
+  return out
+end
+"#;
+    std::fs::write(&script, v1).unwrap();
+    conf(dir.path(), &url, &format!("\n[hooks]\nscript = {}\ninstructions = 100000\n", script.display()));
+    let mut ast = FakeAsterisk::start(dir.path());
+    assert!(ast.cmd(&format!("dlopen {}", module().display())).starts_with("registered"));
+    assert_eq!(ast.cmd("load"), "rc=0", "{}", ast.block("logs"));
+    assert!(ast.block("logs").contains("hooks: [\"on_enum\"]"));
+    let chan = ast.cmd("chan new").strip_prefix("chan=").unwrap().to_owned();
+    let results = |ast: &mut FakeAsterisk, chan: &str| -> Vec<String> {
+        let id = ast.value(chan, "EMC_ENUM_QUERY", "+15551234567");
+        let n: usize = ast.value(chan, "EMC_ENUM_RESULT", &format!("{id},getnum")).parse().unwrap_or(0);
+        (1..=n).map(|i| ast.value(chan, "EMC_ENUM_RESULT", &format!("{id},{i}"))).collect()
+    };
+    // Rerouted: the added gateway first, then the ENUM routes reversed.
+    let r = results(&mut ast, &chan);
+    assert_eq!(r.len(), 4, "{r:?}");
+    assert_eq!(r[0], "gw@lcr.example");
+    assert_eq!(r[2], "alice@sip.example.com", "{r:?}");
+    assert_eq!(ast.cmd(&format!("var {chan} EMC_ENUM_STATUS")), "FOUND");
+    // Rejected by caller.
+    ast.cmd(&format!("func {chan} CALLERID(num) +4940666"));
+    assert_eq!(results(&mut ast, &chan), Vec::<String>::new());
+    assert_eq!(ast.cmd(&format!("var {chan} EMC_ENUM_STATUS")), "REJECTED");
+    assert_eq!(ast.cmd(&format!("var {chan} EMC_REJECT_CODE")), "403");
+    assert_eq!(ast.cmd(&format!("var {chan} EMC_REJECT_REASON")), "Caller Blocked");
+    // A looping and a failing script: stopped, and the routes as found (3).
+    for caller in ["loop", "boom"] {
+        ast.cmd(&format!("func {chan} CALLERID(num) {caller}"));
+        let t0 = Instant::now();
+        let r = results(&mut ast, &chan);
+        assert_eq!(r.len(), 3, "{caller}: {r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{caller} held the channel {:?}", t0.elapsed());
+    }
+    let logs = ast.block("logs");
+    assert!(logs.contains("on_enum was stopped: it ran more than 100000 instructions") && logs.contains("hooks.lua:4: a bug"), "{logs}");
+    // Reload: the new script keeps the routes; a broken one is refused.
+    std::fs::write(&script, "function on_enum(ctx) return nil end").unwrap();
+    assert!(ast.block("cli privateness reload hooks").contains("reloaded"));
+    ast.cmd(&format!("func {chan} CALLERID(num) +4940666"));
+    assert_eq!(results(&mut ast, &chan).len(), 3, "the new script does not reject");
+    std::fs::write(&script, "function on_enum(ctx)\n  return {\nend\n").unwrap();
+    let refused = ast.block("cli privateness reload hooks");
+    assert!(refused.contains("does not compile") && refused.contains("hooks.lua:3:"), "{refused}");
+    assert_eq!(ast.cmd(&format!("chan hangup {chan}")), "hung up");
+    assert_eq!(ast.cmd("unload"), "rc=0");
+    assert_eq!(ast.cmd("dlclose"), "rc=0 unregistered=true mapped=false", "the Lua states must not keep the module mapped");
+
+    // A script that does not compile at load: declined, with its line.
+    let mut ast = FakeAsterisk::start(dir.path());
+    assert!(ast.cmd(&format!("dlopen {}", module().display())).starts_with("registered"));
+    assert_eq!(ast.cmd("load"), "rc=1");
+    let logs = ast.block("logs");
+    assert!(logs.contains("hooks.lua:3:") && logs.contains("module declined"), "{logs}");
 }
 
 // ---- Skywire trunks in the fake host ----------------------------------------------------------

@@ -67,7 +67,7 @@ pub unsafe fn var(chan: *mut ast_channel, name: &CStr) -> Option<String> {
 ///
 /// # Safety
 /// `chan` is a live channel of the current callback, not locked.
-unsafe fn func(chan: *mut ast_channel, expr: &str) -> Option<String> {
+pub(crate) unsafe fn func(chan: *mut ast_channel, expr: &str) -> Option<String> {
     let mut buf = vec![0 as c_char; READ_MAX];
     let expr = cstring(expr);
     // SAFETY: per the caller; the buffer has READ_MAX bytes and is NUL-terminated by the core.

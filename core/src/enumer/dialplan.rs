@@ -48,7 +48,7 @@ impl ServiceFilter {
         }
     }
 
-    fn as_match(&self) -> &str {
+    pub fn as_match(&self) -> &str {
         match self {
             ServiceFilter::Any => "",
             ServiceFilter::Named(s) => s,
