@@ -14,6 +14,10 @@
 #              every call is a DNS query to nsd);
 #   emc_cold : emc_enum_query() with numbers never seen before (each step takes fresh ones):
 #              every call also checks the record's signature (secp256k1 key recovery).
+#   emc_hook : emc_hit with the Lua on_enum hook of bench/lua/on_enum-20.lua (20 lines: a
+#              blocklist, a pass over the routes) run on every call — the goal is >= 0.9x
+#              emc_hit's calls/s; the hook's own latency (p50/p99, in-process, µs) is
+#              printed too (tests/src/bin/hook_latency.rs).
 # The node is ness-devnet (release build), seeded with numbers +1555000XXXX (the first 1000 are
 # the zone's numbers), one signed NAPTR each (100 10 "u" "E2U+sip" "!^.*$!sip:XXXX@127.0.0.1:5090!"),
 # pinned with the load generators like nsd.
@@ -69,7 +73,7 @@ need python3 python3
 need kamcmd kamailio
 [ -f "$KAM_MODDIR/enum.so" ] || { echo "$NAME: $KAM_MODDIR/enum.so missing" >&2; exit 1; }
 echo "# building privateness.so and ness-devnet (release)" >&2
-(cd "$ROOT" && cargo build --release -q -p ness-kamailio-module -p ness-devnet)
+(cd "$ROOT" && cargo build --release -q -p ness-kamailio-module -p ness-devnet && cargo build --release -q -p ness-tests --bin hook_latency)
 MODULE="$ROOT/target/release/libprivateness.so"
 
 W=$(mktemp -d /tmp/bench-kamenum.XXXXXX)
@@ -281,7 +285,7 @@ write_kamailio_cfg() { # write_kamailio_cfg <mode> <file>
     static) route='rewriteuri("sip:0000@127.0.0.1:5090");' ;;
     enum1)  route='if (!enum_query("e164.arpa.")) { sl_send_reply("404", "ENUM no match"); exit; }' ;;
     enum2)  route='if (!enum_query("e164.bench.")) { sl_send_reply("404", "ENUM no match"); exit; }' ;;
-    emc_hit|emc_miss|emc_cold)
+    emc_hit|emc_miss|emc_cold|emc_hook)
             route='if (!emc_enum_query()) { sl_send_reply("404", "ENUM no match"); exit; }' ;;
     *) echo "unknown mode $1" >&2; exit 1 ;;
   esac
@@ -292,6 +296,12 @@ modparam(\"privateness\", \"node_url\", \"$NODE_URL\")
 modparam(\"privateness\", \"rpc_user\", \"bench\")
 modparam(\"privateness\", \"rpc_password\", \"bench\")
 modparam(\"privateness\", \"ttl_cap\", 3600)" ;;
+    emc_hook) extra="loadmodule \"$MODULE\"
+modparam(\"privateness\", \"node_url\", \"$NODE_URL\")
+modparam(\"privateness\", \"rpc_user\", \"bench\")
+modparam(\"privateness\", \"rpc_password\", \"bench\")
+modparam(\"privateness\", \"ttl_cap\", 3600)
+modparam(\"privateness\", \"hooks_script\", \"$ROOT/bench/lua/on_enum-20.lua\")" ;;
     emc_miss) extra="loadmodule \"$MODULE\"
 modparam(\"privateness\", \"node_url\", \"$NODE_URL\")
 modparam(\"privateness\", \"rpc_user\", \"bench\")
@@ -469,7 +479,7 @@ for mode in $MODES; do
     echo "$NAME: sanity calls failed in mode $mode (succ=$s fail=$f)" >&2
     tail -20 "$W/step-$mode-sanity/sipp.out" >&2; tail -20 "$W/kamailio-$mode.log" >&2; exit 1
   fi
-  if [ "$mode" = emc_hit ] || [ "$mode" = emc_miss ]; then
+  if [ "$mode" = emc_hit ] || [ "$mode" = emc_miss ] || [ "$mode" = emc_hook ]; then
     # Every number into every worker's caches (answers, or signature outcomes): four passes.
     ( cd "$W" && timeout 120 "${PIN_GEN[@]}" sipp 127.0.0.1:"$KAM_PORT" -sf "$W/uac.xml" -inf "$W/numbers-seq.csv" \
         -i 127.0.0.1 -p "$UAC_PORT" -r 2000 -m 4000 -l 256 -nostdin -buff_size 4194304 </dev/null >"$W/warm.out" 2>&1 ) || true
@@ -601,4 +611,12 @@ if [[ " $MODES " == *" enum1 "* ]]; then
     echo "RESULT ${mode}_rt_p50_p99_at_${LAT_CPS}cps ${LAT_P50[$mode]} ${LAT_P99[$mode]} ms vs enum ${LAT_P50[enum1]} ${LAT_P99[enum1]} ms (SIPp, 1 ms resolution)"
     echo "RESULT ${mode}_rt_p50_p99_at_max ${TP_P50[$mode]} ${TP_P99[$mode]} ms vs enum ${TP_P50[enum1]} ${TP_P99[enum1]} ms"
   done
+fi
+if [[ " $MODES " == *" emc_hit "* && " $MODES " == *" emc_hook "* ]]; then
+  read -r _ _ _ hp50 _ hp99 _ hmax < <("$ROOT/target/release/hook_latency" "$ROOT/bench/lua/on_enum-20.lua" 200000)
+  echo "RESULT emc_hook_over_emc_hit_max_cps $(ratio "${TP[emc_hook]}" "${TP[emc_hit]}") ratio (goal >= 0.9: ${TP[emc_hook]} vs ${TP[emc_hit]} calls/s)"
+  echo "RESULT emc_hook_over_emc_hit_capacity_per_core $(ratio "${CAP[emc_hook]}" "${CAP[emc_hit]}") ratio"
+  echo "RESULT emc_hook_over_emc_hit_cpu_per_call $(ratio "${KCPU[emc_hook]}" "${KCPU[emc_hit]}") ratio (${KCPU[emc_hook]} vs ${KCPU[emc_hit]} us)"
+  echo "RESULT on_enum_hook_latency_p50 $hp50 us (in-process, 200000 calls)"
+  echo "RESULT on_enum_hook_latency_p99 $hp99 us (max $hmax)"
 fi

@@ -182,6 +182,11 @@ impl Hooks {
 
     /// Call `hook(arg)` under the limits. `Ok(None)`: the hook is not defined.
     fn call(&self, hook: &'static str, arg: impl FnOnce(&Lua) -> mlua::Result<Table>) -> Result<Option<Value>, HookError> {
+        self.call_with(hook, |lua| arg(lua).and_then(|t| sandbox::readonly(lua, t)).map(Value::Table))
+    }
+
+    /// As `call`, with the read-only context made by `ctx`.
+    fn call_with(&self, hook: &'static str, ctx: impl FnOnce(&Lua) -> mlua::Result<Value>) -> Result<Option<Value>, HookError> {
         let f = match self.lua.globals().get::<Value>(hook) {
             Ok(Value::Function(f)) => f,
             _ => return Ok(None),
@@ -189,7 +194,7 @@ impl Hooks {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         self.budget.limit.store(self.settings.instructions, Ordering::Relaxed);
         self.budget.used.store(0, Ordering::Relaxed);
-        let outcome = arg(&self.lua).and_then(|t| sandbox::readonly(&self.lua, t)).and_then(|ctx| f.call::<Value>(ctx));
+        let outcome = ctx(&self.lua).and_then(|ctx| f.call::<Value>(ctx));
         match outcome {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
@@ -213,23 +218,7 @@ impl Hooks {
     pub fn on_enum(&self, ctx: &EnumCtx) -> Result<Option<EnumDecision>, HookError> {
         const HOOK: &str = "on_enum";
         let bad = |message: String| HookError::BadResult { hook: HOOK, message };
-        let v = self.call(HOOK, |lua| {
-            let t = lua.create_table()?;
-            t.set("number", ctx.number.as_str())?;
-            t.set("caller", ctx.caller.as_str())?;
-            t.set("service", ctx.service.as_str())?;
-            let list = lua.create_table()?;
-            for (i, c) in ctx.candidates.iter().enumerate() {
-                let r = lua.create_table()?;
-                r.set("uri", c.uri.as_str())?;
-                r.set("order", c.order)?;
-                r.set("preference", c.preference)?;
-                r.set("q", c.q)?;
-                list.set(i + 1, r)?;
-            }
-            t.set("candidates", list)?;
-            Ok(t)
-        })?;
+        let v = self.call_with(HOOK, |lua| sandbox::enum_ctx(lua, ctx))?;
         let t = match v {
             None | Some(Value::Nil) => return Ok(None),
             Some(Value::Table(t)) => t,

@@ -57,28 +57,45 @@ pub fn new_state(settings: &HookSettings, host: Arc<dyn HookHost>, budget: Arc<B
         Ok(())
     })?;
     g.set("print", log)?;
-    // The read-only wrapper for contexts (nested tables too).
-    lua.load(
-        r#"
+    // The read-only wrapper for contexts (nested tables too): one shared
+    // metatable, each proxy finding its table in a weak map; and the builder of
+    // on_enum's context, made in one call (it runs on every call routed).
+    let (readonly, enum_ctx) = lua
+        .load(
+            r#"
+        local target = setmetatable({}, { __mode = "k" })
+        local mt = {
+          __index = function(p, k) return target[p][k] end,
+          __newindex = function(_, k) error("the context is read-only (field " .. tostring(k) .. ")", 2) end,
+          __pairs = function(p) return next, target[p], nil end,
+          __len = function(p) return #target[p] end,
+          __metatable = false,
+        }
+        local function ro(t)
+          local proxy = setmetatable({}, mt)
+          target[proxy] = t
+          return proxy
+        end
         local function readonly(t)
-          local proxy = {}
-          for k, v in pairs(t) do
+          for k, v in next, t do
             if type(v) == "table" then t[k] = readonly(v) end
           end
-          return setmetatable(proxy, {
-            __index = t,
-            __newindex = function(_, k) error("the context is read-only (field " .. tostring(k) .. ")", 2) end,
-            __pairs = function() return next, t, nil end,
-            __len = function() return #t end,
-            __metatable = false,
-          })
+          return ro(t)
         end
-        return readonly
+        local function enum_ctx(number, caller, service, ...)
+          local c, args = {}, { ... }
+          for i = 1, #args, 4 do
+            c[#c + 1] = ro({ uri = args[i], order = args[i + 1], preference = args[i + 2], q = args[i + 3] })
+          end
+          return ro({ number = number, caller = caller, service = service, candidates = ro(c) })
+        end
+        return readonly, enum_ctx
         "#,
-    )
-    .set_name("=sandbox")
-    .eval::<mlua::Function>()
-    .and_then(|f| lua.set_named_registry_value("ness_readonly", f))?;
+        )
+        .set_name("=sandbox")
+        .eval::<(mlua::Function, mlua::Function)>()?;
+    lua.set_named_registry_value("ness_readonly", readonly)?;
+    lua.set_named_registry_value("ness_enum_ctx", enum_ctx)?;
     lua.set_memory_limit(settings.memory_limit)?;
     let b = budget.clone();
     lua.set_global_hook(HookTriggers::new().every_nth_instruction(CHECK_EVERY), move |_, _| {
@@ -89,6 +106,22 @@ pub fn new_state(settings: &HookSettings, host: Arc<dyn HookHost>, budget: Arc<B
         Ok(VmState::Continue)
     })?;
     Ok(lua)
+}
+
+/// on_enum's context, read-only, built in one call.
+pub fn enum_ctx(lua: &Lua, ctx: &super::EnumCtx) -> mlua::Result<Value> {
+    let f: mlua::Function = lua.named_registry_value("ness_enum_ctx")?;
+    let mut args: Vec<Value> = Vec::with_capacity(3 + 4 * ctx.candidates.len());
+    for text in [&ctx.number, &ctx.caller, &ctx.service] {
+        args.push(Value::String(lua.create_string(text)?));
+    }
+    for c in &ctx.candidates {
+        args.push(Value::String(lua.create_string(&c.uri)?));
+        args.push(Value::Integer(c.order.into()));
+        args.push(Value::Integer(c.preference.into()));
+        args.push(Value::Integer(c.q.into()));
+    }
+    f.call(mlua::MultiValue::from_vec(args))
 }
 
 /// Wrap a context table read-only.
