@@ -953,7 +953,7 @@ fn start_asterisk(prefix: &Path, base: &Path, node_url: &str) -> RealAsterisk {
 /// The modules a PJSIP trunk needs (with `pjsip` given to [`start_asterisk_with`]).
 const PJSIP_MODULES: &[&str] = &[
     "res_pjproject.so", "res_sorcery_config.so", "res_sorcery_memory.so", "res_sorcery_astdb.so", "res_pjsip.so",
-    "res_pjsip_session.so", "chan_pjsip.so", "res_pjsip_header_funcs.so", "res_pjsip_sdp_rtp.so", "res_rtp_asterisk.so",
+    "res_pjsip_session.so", "res_pjsip_pubsub.so", "chan_pjsip.so", "res_pjsip_header_funcs.so", "res_pjsip_sdp_rtp.so", "res_rtp_asterisk.so",
     "res_pjsip_endpoint_identifier_ip.so", "func_channel.so", "func_hangupcause.so", "app_stack.so", "codec_ulaw.so",
 ];
 
@@ -1556,7 +1556,7 @@ exten => h,1,System(echo "PAYEE-END ${{CALLED}} cause=${{HANGUPCAUSE}} status=${
 ; A call placed without paying (no b() handler).
 [pj-unpaid]
 exten => _+X.,1,Dial(PJSIP/${{EXTEN}}@provider)
- same => n,System(echo "PAYER-UNPAID ${{HANGUPCAUSE(${{DIALEDPEERNAME}},tech)}}" >> {o})
+ same => n,System(echo "PAYER-UNPAID ${{HANGUPCAUSE(${{HANGUPCAUSE_KEYS()}},tech)}}" >> {o})
  same => n,Hangup()
 "#,
             shipped = repo().join("dialplan/asterisk/randpay.conf").display()
@@ -1564,8 +1564,11 @@ exten => _+X.,1,Dial(PJSIP/${{EXTEN}}@provider)
         Some(&(transport(payer_sip) + &endpoint("provider", "pj-back", Some(payee_sip)))),
     );
     for a in [&payee, &payer] {
+        // Listed is not loaded: a module whose dependencies are missing shows "Not Running".
         let m = a.cli("module show like pjsip");
-        assert!(m.contains("chan_pjsip.so") && m.contains("res_pjsip_header_funcs.so"), "PJSIP did not load:\n{m}");
+        for module in ["chan_pjsip.so", "res_pjsip_header_funcs.so"] {
+            assert!(m.lines().any(|l| l.contains(module) && l.contains("Running") && !l.contains("Not Running")), "{module} is not running:\n{m}");
+        }
     }
 
     // A paid call through the shipped [randpay-out], and one nobody pays for.
