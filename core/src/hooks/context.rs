@@ -46,7 +46,7 @@ pub struct CallCtx {
 /// A tariff from `tariff` (each field checked).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TariffDecision {
-    /// EMC per interval, as a decimal string (e.g. `"0.01"`).
+    /// EMC per minute, as a decimal string (e.g. `"0.01"`), as in tariff lines.
     pub price: String,
     /// 1 in `risk` tickets wins.
     pub risk: u32,
