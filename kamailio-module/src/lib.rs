@@ -193,7 +193,7 @@ const fn cmd(name: &'static CStr, f: *const c_void, n: c_int, fixup: Option<ffi:
     cmd_export_t { name: name.as_ptr(), function: f, param_no: n, fixup, free_fixup: free, flags: ROUTES }
 }
 
-static CMDS: Ffi<[cmd_export_t; 14]> = Ffi([
+static CMDS: Ffi<[cmd_export_t; 15]> = Ffi([
     cmd(c"emc_enum_query", script::w_enum_query0 as *const c_void, 0, None, None),
     cmd(c"emc_enum_query", script::w_enum_query1 as *const c_void, 1, Some(ffi::fixup_spve_null), Some(ffi::fixup_free_spve_null)),
     cmd(c"emc_enum_query", script::w_enum_query2 as *const c_void, 2, Some(ffi::fixup_spve_spve), Some(ffi::fixup_free_spve_spve)),
@@ -207,6 +207,7 @@ static CMDS: Ffi<[cmd_export_t; 14]> = Ffi([
     cmd(c"randpay_require", randpay::script::w_require0 as *const c_void, 0, None, None),
     cmd(c"randpay_require", randpay::script::w_require1 as *const c_void, 1, Some(ffi::fixup_spve_null), Some(ffi::fixup_free_spve_null)),
     cmd(c"randpay_pay", randpay::script::w_pay as *const c_void, 0, None, None),
+    cmd(c"emc_trunk_select", script::w_trunk_select as *const c_void, 2, Some(script::fixup_nvs_get), Some(script::fixup_free_nvs_get)),
     cmd_export_t { name: ptr::null(), function: ptr::null(), param_no: 0, fixup: None, free_fixup: None, flags: 0 },
 ]);
 
@@ -218,7 +219,7 @@ const fn kemi(fname: &'static CStr, rtype: c_int, func: *const c_void, ptypes: [
 const N: c_int = SR_KEMIP_NONE;
 const ST: c_int = SR_KEMIP_STR;
 
-static KEMI: Ffi<[sr_kemi_t; 15]> = Ffi([
+static KEMI: Ffi<[sr_kemi_t; 16]> = Ffi([
     kemi(c"emc_enum_query", SR_KEMIP_INT, script::ki_enum_query as *const c_void, [N; 6]),
     kemi(c"emc_enum_query_suffix", SR_KEMIP_INT, script::ki_enum_query_suffix as *const c_void, [ST, N, N, N, N, N]),
     kemi(c"emc_enum_query_suffix_service", SR_KEMIP_INT, script::ki_enum_query_suffix_service as *const c_void, [ST, ST, N, N, N, N]),
@@ -233,6 +234,7 @@ static KEMI: Ffi<[sr_kemi_t; 15]> = Ffi([
     kemi(c"randpay_require", SR_KEMIP_INT, randpay::script::ki_require as *const c_void, [N; 6]),
     kemi(c"randpay_require_tariff", SR_KEMIP_INT, randpay::script::ki_require_tariff as *const c_void, [ST, N, N, N, N, N]),
     kemi(c"randpay_pay", SR_KEMIP_INT, randpay::script::ki_pay as *const c_void, [N; 6]),
+    kemi(c"emc_trunk_select", SR_KEMIP_INT, script::ki_trunk_select as *const c_void, [ST, ST, N, N, N, N]),
     sr_kemi_t { mname: str_t::NULL, fname: str_t::NULL, rtype: 0, func: ptr::null(), ptypes: [N; 6] },
 ]);
 

@@ -353,6 +353,44 @@ pub unsafe extern "C" fn ki_nvs_get(msg: *mut sip_msg, name: *mut str_t, pv: *mu
     })
 }
 
+/// `emc_trunk_select(number, $var(dst))`: the Lua `on_trunk` hook picks one of
+/// the configured Skywire trunks (trunk_config) for `number`; `dst` gets
+/// `sip:<the peer's address>:<its first SIP port>`, the address the trunk's
+/// relay owns. 1: chosen; -1: no trunks, no hook, nil, or a failing script
+/// (logged), so the script routes as it would without; -3: bad arguments.
+///
+/// # Safety
+/// `msg` is the message of the current call.
+unsafe fn trunk_select(msg: *mut sip_msg, number: &[u8], dst: PvSpec) -> c_int {
+    let number = String::from_utf8_lossy(number).into_owned();
+    // SAFETY: the message of the current call.
+    let caller = String::from_utf8_lossy(&unsafe { from_user(msg) }).into_owned();
+    match crate::trunk::choose(&number, &caller) {
+        None => NOT_FOUND,
+        // SAFETY: as above.
+        Some(uri) => if unsafe { dst.set(msg, uri.as_bytes()) } { FOUND } else { MODULE_ERROR },
+    }
+}
+
+pub unsafe extern "C" fn w_trunk_select(msg: *mut sip_msg, p1: *mut c_char, p2: *mut c_char) -> c_int {
+    fence("emc_trunk_select", MODULE_ERROR, || unsafe {
+        let number = param!(msg, p1);
+        let Some(dst) = PvSpec::from_raw(p2 as *mut ffi::pv_spec_t) else { return MODULE_ERROR };
+        trunk_select(msg, &number, dst)
+    })
+}
+
+pub unsafe extern "C" fn ki_trunk_select(msg: *mut sip_msg, number: *mut str_t, pv: *mut str_t) -> c_int {
+    fence("emc_trunk_select", MODULE_ERROR, || unsafe {
+        let pv_name = String::from_utf8_lossy(&arg(pv)).into_owned();
+        let Some(dst) = PvSpec::resolve(pv_name.trim()) else {
+            kerr!("emc_trunk_select: {pv_name:?} is not a pseudo-variable");
+            return MODULE_ERROR;
+        };
+        trunk_select(msg, &arg(number), dst)
+    })
+}
+
 /// Per-process buffer for the string returned to the KEMI engine (it copies the
 /// value right after the call; Kamailio processes are single-threaded).
 static XVAL_BUF: Mutex<Vec<u8>> = Mutex::new(Vec::new());

@@ -164,3 +164,21 @@ pub fn status() -> Result<Answer, String> {
     BufReader::new(&s).read_line(&mut line).map_err(|e| format!("the TRUNK process did not answer in time: {e}"))?;
     serde_json::from_str(&line).map_err(|e| format!("the TRUNK process sent a malformed answer: {e}"))
 }
+
+/// For `emc_trunk_select()` (any process): the Lua `on_trunk` hook's choice
+/// among the configured trunks, as the SIP URI of the peer address its relay
+/// owns. None without trunks, hook or answer (a failing script is logged).
+pub fn choose(number: &str, caller: &str) -> Option<String> {
+    let trunks = TRUNKS.get()?;
+    let ctx = ness_core::hooks::TrunkCtx { number: number.to_owned(), caller: caller.to_owned(), trunks: trunks.iter().map(|t| t.name.clone()).collect() };
+    let name = match crate::hooks::with_hooks(|h| h.on_trunk(&ctx))? {
+        Ok(Some(name)) => name,
+        Ok(None) => return None,
+        Err(e) => {
+            kwarn!("{e}; no trunk chosen for {number}");
+            return None;
+        }
+    };
+    let t = trunks.iter().find(|t| t.name == name)?;
+    Some(format!("sip:{}:{}", t.ports.owned, t.ports.sip.first().copied().unwrap_or(5060)))
+}

@@ -331,3 +331,67 @@ fn lua_hooks_reroute_reject_and_survive_bad_scripts() {
     let log = kam.log.join("\n");
     assert!(!log.contains("panic") && !log.contains("terminating due to SIGCHLD"), "{log}");
 }
+
+/// `emc_trunk_select()`: the Lua `on_trunk` hook picks one of the Skywire
+/// trunks of trunk_config by the called number, and the script gets the
+/// peer address that trunk's relay owns; without an answer (nil, or a failing
+/// script) it returns -1 and the script routes as it would without.
+#[test]
+fn lua_on_trunk_picks_a_skywire_trunk() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(p("secret"), "8f2c1d4e6a7b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d\n").unwrap();
+    std::fs::set_permissions(p("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let a = "02d46e5a9b0c7e8f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70b706";
+    let b = "0311223344556677889900aabbccddeeff00112233445566778899aabbccddeeff";
+    let (sip, rtp1, rtp2) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let trunk = |name: &str, local: &str, peer: &str, rtp: u16| {
+        format!(
+            "[[trunk]]\nname = \"{name}\"\nme = \"{a}\"\npeer = \"{b}\"\nsecret_file = \"{}\"\nlocal_address = \"{local}\"\npeer_address = \"{peer}\"\nsip_ports = [{sip}]\nrtp_ports = \"{rtp}-{rtp}\"\nlisten = \"127.0.0.1:{}\"\n\n",
+            p("secret"),
+            free_udp_port()
+        )
+    };
+    std::fs::write(p("trunk.toml"), trunk("berlin", "127.77.60.1", "127.77.60.2", rtp1) + &trunk("paris", "127.77.61.1", "127.77.61.2", rtp2)).unwrap();
+    std::fs::write(
+        p("hooks.lua"),
+        "function on_trunk(ctx)\n  if ctx.number:sub(1, 3) == \"+33\" then return \"paris\" end\n  if ctx.number:sub(1, 3) == \"+49\" then return \"berlin\" end\n  if ctx.number == \"+1999\" then error(\"no such plan\") end\n  return nil\nend\n",
+    )
+    .unwrap();
+    let port = free_udp_port();
+    std::fs::create_dir_all(p("run")).unwrap();
+    std::fs::write(
+        p("trunk.cfg"),
+        format!(
+            "debug=2\nlog_stderror=no\nchildren=1\nlisten=udp:127.0.0.1:{port}\nauto_aliases=no\ndisable_tcp=yes\n\
+             mpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"\nloadmodule \"pv.so\"\nloadmodule \"sl.so\"\nloadmodule \"xlog.so\"\nloadmodule \"{so}\"\n\
+             modparam(\"privateness\", \"node_url\", \"http://127.0.0.1:9/\")\nmodparam(\"privateness\", \"rpc_user\", \"u\")\nmodparam(\"privateness\", \"rpc_password\", \"p\")\n\
+             modparam(\"privateness\", \"trunk_config\", \"{trunks}\")\nmodparam(\"privateness\", \"hooks_script\", \"{hooks}\")\n\
+             request_route {{\n  if (emc_trunk_select(\"$rU\", \"$var(trunk)\") == 1) {{\n    sl_send_reply(\"200\", \"via $var(trunk)\");\n  }} else {{\n    sl_send_reply(\"404\", \"No Trunk\");\n  }}\n  exit;\n}}\n",
+            so = bin("libprivateness.so").display(),
+            trunks = p("trunk.toml"),
+            hooks = p("hooks.lua"),
+        ),
+    )
+    .unwrap();
+    let mut kam = Proc::start(
+        require_tool("kamailio", "kamailio"),
+        &["-f", &p("trunk.cfg"), "-DD", "-E", "-e", "-Y", &p("run"), "-P", &p("run/kamailio.pid"), "-m", "64", "-M", "8"],
+        &[],
+    );
+    kam.wait_for("trunk(s) relaying", Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sipsak(port, "nobody").is_none() {
+        assert!(Instant::now() < deadline, "kamailio did not answer:\n{}", kam.log.join("\n"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(sipsak(port, "+33123456").as_deref(), Some(&*format!("SIP/2.0 200 via sip:127.77.61.2:{sip}")));
+    assert_eq!(sipsak(port, "+4930123").as_deref(), Some(&*format!("SIP/2.0 200 via sip:127.77.60.2:{sip}")));
+    assert_eq!(sipsak(port, "+15551234").as_deref(), Some("SIP/2.0 404 No Trunk"), "nil: no trunk");
+    assert_eq!(sipsak(port, "+1999").as_deref(), Some("SIP/2.0 404 No Trunk"), "a failing script: no trunk");
+    kam.wait_for("hooks.lua:4: no such plan", Duration::from_secs(5));
+    kam.kill();
+    let log = kam.log.join("\n");
+    assert!(!log.contains("panic") && !log.contains("terminating due to SIGCHLD"), "{log}");
+}
