@@ -500,9 +500,42 @@ pub static EMC_NVS: Global<ast_custom_function> = Global::new(acf(
     NVS_VALUE_MAX,
 ));
 
+// ---- EMC_TRUNK ---------------------------------------------------------------------------
+
+/// `EMC_TRUNK(number)`: the Lua `on_trunk` hook's choice among the Skywire
+/// trunks of trunk_config, by name (empty: no trunks, no hook, nil, or a
+/// failing script, which is logged).
+unsafe extern "C" fn read_emc_trunk(
+    chan: *mut ast_channel,
+    _cmd: *const c_char,
+    data: *mut c_char,
+    buf: *mut c_char,
+    len: usize,
+) -> c_int {
+    let _busy = Busy::enter();
+    fence("EMC_TRUNK", -1, || unsafe {
+        let number = args_of(data).trim().to_owned();
+        let names = engine().and_then(|e| e.trunk_statuses()).unwrap_or_default().into_iter().map(|t| t.name).collect::<Vec<_>>();
+        let caller = if chan.is_null() { None } else { crate::randpay::host::func(chan, "CALLERID(num)") }.unwrap_or_default();
+        let chosen = crate::hooks::on_trunk(&number, &caller, names).unwrap_or_default();
+        put(buf, len, chosen.as_bytes());
+        0
+    })
+}
+
+pub static EMC_TRUNK: Global<ast_custom_function> = Global::new(acf(
+    c"EMC_TRUNK",
+    c"The Skywire trunk for a number, chosen by the Lua on_trunk hook",
+    c"Returns the name of the trunk (a [[trunk]] of trunk_config) that the on_trunk(ctx) hook of the [hooks] script picks for the number; empty without trunks, hook or answer. Map the name to your PJSIP endpoint in the dialplan.",
+    c"EMC_TRUNK(number)",
+    c"number: the number to carry, e.g. ${EXTEN}.",
+    read_emc_trunk,
+    0,
+));
+
 /// Every function, in registration order.
-pub fn all() -> [&'static Global<ast_custom_function>; 5] {
-    [&EMC_ENUM, &EMC_ENUM_QUERY, &EMC_ENUM_RESULT, &EMC_NVS, &crate::randpay::function::RANDPAY]
+pub fn all() -> [&'static Global<ast_custom_function>; 6] {
+    [&EMC_ENUM, &EMC_ENUM_QUERY, &EMC_ENUM_RESULT, &EMC_NVS, &EMC_TRUNK, &crate::randpay::function::RANDPAY]
 }
 
 /// What EMC_ENUM would give for `number` with `service`, for the CLI.

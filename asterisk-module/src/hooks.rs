@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use ness_core::enumer::E164;
-use ness_core::hooks::{Candidate, EnumCtx, EnumDecision, HookError, HookHost, HookSettings, Hooks};
+use ness_core::hooks::{Candidate, EnumCtx, EnumDecision, HookError, HookHost, HookSettings, Hooks, TrunkCtx};
 
 use crate::engine;
 use crate::log::awarn;
@@ -166,6 +166,22 @@ pub fn on_enum(number: &E164, caller: &str, service: &str, uris: &[String]) -> O
         Err(e) => {
             awarn!("{e}; routing {number} without it");
             Outcome::Keep
+        }
+    }
+}
+
+/// `on_trunk` for `EMC_TRUNK`: a trunk name from `trunks`, or None.
+pub fn on_trunk(number: &str, caller: &str, trunks: Vec<String>) -> Option<String> {
+    if trunks.is_empty() {
+        return None;
+    }
+    let pool = POOL_NOW.read().unwrap_or_else(|p| p.into_inner()).clone()?;
+    let ctx = TrunkCtx { number: number.to_owned(), caller: caller.to_owned(), trunks };
+    match pool.with(|h| h.on_trunk(&ctx)) {
+        Ok(name) => name,
+        Err(e) => {
+            awarn!("{e}; no trunk chosen for {number}");
+            None
         }
     }
 }

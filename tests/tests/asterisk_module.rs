@@ -237,7 +237,7 @@ fn fake_host_loads_runs_reloads_and_unloads_the_module() {
     let state = ast.cmd("state");
     assert!(
         state.starts_with(
-            r#"functions=["EMC_ENUM", "EMC_ENUM_QUERY", "EMC_ENUM_RESULT", "EMC_NVS", "RANDPAY"] clis=["privateness show status", "privateness lookup", "privateness cache flush", "privateness reload hooks", "privateness show trunks", "randpay show calls", "randpay show ledger"] apps=["RandpayRequire"] usecount=0"#
+            r#"functions=["EMC_ENUM", "EMC_ENUM_QUERY", "EMC_ENUM_RESULT", "EMC_NVS", "EMC_TRUNK", "RANDPAY"] clis=["privateness show status", "privateness lookup", "privateness cache flush", "privateness reload hooks", "privateness show trunks", "randpay show calls", "randpay show ledger"] apps=["RandpayRequire"] usecount=0"#
         ),
         "{state}"
     );
@@ -602,10 +602,18 @@ fn fake_hosts_run_a_skywire_trunk() {
             ),
         )
         .unwrap();
-        // The node is never asked: trunks need none of it.
+        // The node is never asked: trunks need none of it. Side A also picks
+        // its trunk with the Lua on_trunk hook (EMC_TRUNK).
+        let hooks = if name == "to-b" {
+            let script = d.join("hooks.lua");
+            std::fs::write(&script, "function on_trunk(ctx)\n  if ctx.number:sub(1, 3) == \"+49\" then return ctx.trunks[1] end\n  if ctx.number == \"+1999\" then return \"nowhere\" end\nend\n").unwrap();
+            format!("\n[hooks]\nscript = {}\n", script.display())
+        } else {
+            String::new()
+        };
         std::fs::write(
             d.join("privateness.conf"),
-            format!("[general]\nnode_url = http://127.0.0.1:9/\nrpc_user = {USER}\nrpc_password = {PASSWORD}\ntrunk_config = {}\n", toml.display()),
+            format!("[general]\nnode_url = http://127.0.0.1:9/\nrpc_user = {USER}\nrpc_password = {PASSWORD}\ntrunk_config = {}\n{hooks}", toml.display()),
         )
         .unwrap();
         let mut ast = FakeAsterisk::start(&d);
@@ -641,6 +649,13 @@ fn fake_hosts_run_a_skywire_trunk() {
     let r = row(&mut a, "to-b");
     assert_eq!((r[2].as_str(), r[4].as_str()), ("1", "1"), "sessions 1, SIP out 1: {r:?}");
     assert_eq!(row(&mut b, "to-a")[5], "1", "SIP in at B");
+
+    // EMC_TRUNK: the on_trunk hook's pick by number; nothing for others, or for a name that is no trunk.
+    assert_eq!(a.value("-", "EMC_TRUNK", "+4930123456"), "to-b");
+    assert_eq!(a.value("-", "EMC_TRUNK", "+15551234567"), "");
+    assert_eq!(a.value("-", "EMC_TRUNK", "+1999"), "");
+    assert!(a.block("logs").contains("no trunk is named \"nowhere\""));
+    assert_eq!(b.value("-", "EMC_TRUNK", "+4930123456"), "", "no [hooks] on side B");
 
     // Reload: unchanged trunks keep their carrier; a changed file restarts them.
     assert_eq!(a.cmd("reload"), "rc=0");
