@@ -3,8 +3,10 @@
 //! that keep a script from stalling or starving its host.
 //!
 //! By default a script gets `string`, `table`, `math`, `utf8` and `coroutine`,
-//! the base functions without `dofile`/`loadfile`, and a `load` that only takes
-//! text (no bytecode). There is no `require` and no `package`, so no C module
+//! the base functions without `dofile`/`loadfile`/`collectgarbage`, and a
+//! `load` that only takes text (no bytecode). Pattern matching refuses
+//! patterns whose worst case over the subject is too long to let run (the
+//! matcher is C code, out of the instruction budget's reach). There is no `require` and no `package`, so no C module
 //! can be loaded. `os` and `io` come only if the operator allows them
 //! (`allow = ["os", "io"]`). `print` goes to the host's log.
 
@@ -45,7 +47,35 @@ pub fn new_state(settings: &HookSettings, host: Arc<dyn HookHost>, budget: Arc<B
     lua.load(
         r#"
         local raw_load = load
-        load = function(chunk, name, _mode, env) return raw_load(chunk, name, "t", env) end
+        load = function(chunk, name, _mode, ...) return raw_load(chunk, name, "t", ...) end
+        -- A script may not stop the collector (its state's memory is capped).
+        collectgarbage = nil
+        string.dump = nil
+        -- Lua's pattern matcher is C: the instruction budget cannot stop it, and
+        -- some patterns backtrack for minutes on a few hundred characters. Refuse
+        -- a match whose worst case (length ^ repetitions) is past 10^7 steps.
+        local function guarded(f, plain_at)
+          return function(s, p, ...)
+            if type(s) == "string" and type(p) == "string" and not (plain_at and select(plain_at - 2, ...)) then
+              local reps, i = 0, 1
+              while i <= #p do
+                local c = p:byte(i)
+                if c == 37 then i = i + 1                              -- %x: an escape
+                elseif c == 42 or c == 43 or c == 45 then reps = reps + 1  -- * + -
+                end
+                i = i + 1
+              end
+              if reps > 0 and (#s + 1) ^ reps > 1e7 then
+                error("pattern too costly for a hook: " .. reps .. " repetitions over " .. #s .. " characters", 2)
+              end
+            end
+            return f(s, p, ...)
+          end
+        end
+        string.find = guarded(string.find, 4)
+        string.match = guarded(string.match)
+        string.gmatch = guarded(string.gmatch)
+        string.gsub = guarded(string.gsub)
         "#,
     )
     .set_name("=sandbox")

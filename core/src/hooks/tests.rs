@@ -210,3 +210,25 @@ fn reload_swaps_the_script_and_a_broken_one_keeps_the_old() {
     assert!(h.reload().is_err(), "a top level that never ends does not load");
     assert_eq!(h.stats.reloads.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+fn a_pathological_pattern_is_refused_before_it_can_stall_the_host() {
+    let (_d, h) = hooks(
+        r#"
+        function on_trunk(ctx)
+          if ctx.number == "evil" then return string.rep("a", 2000):find(".-.-.-.-b") and "x" end
+          if ctx.number == "plain" then return (string.rep("a", 2000) .. ".-b"):find(".-b", 1, true) and "berlin" end
+          if ctx.number == "normal" then return ("sip:+4930123@gw.example"):match("^sip:%+(%d+)@") and "berlin" end
+          if ctx.number == "gc" then collectgarbage("stop") end
+        end
+        "#,
+    );
+    let call = |n: &str| h.on_trunk(&TrunkCtx { number: n.into(), trunks: vec!["berlin".into()], ..TrunkCtx::default() });
+    let t0 = Instant::now();
+    let e = call("evil").unwrap_err();
+    assert!(e.to_string().contains("pattern too costly"), "{e}");
+    assert!(t0.elapsed() < Duration::from_millis(500), "{:?}", t0.elapsed());
+    assert_eq!(call("plain").unwrap(), Some("berlin".into()), "plain find is not a pattern");
+    assert_eq!(call("normal").unwrap(), Some("berlin".into()));
+    assert!(call("gc").is_err(), "collectgarbage is not there");
+}
