@@ -53,16 +53,7 @@ impl HooksConf {
 
     pub fn settings(&self) -> Result<Option<HookSettings>, String> {
         let Some(script) = &self.script else { return Ok(None) };
-        let mut s = HookSettings::new(script);
-        if let Some(n) = self.instructions {
-            s.instructions = n;
-        }
-        if let Some(kb) = self.memory_kb {
-            s.memory_limit = (kb as usize).saturating_mul(1024);
-        }
-        s.set_allow(&self.allow).map_err(|e| e.to_string())?;
-        s.check().map_err(|e| e.to_string())?;
-        Ok(Some(s))
+        HookSettings::from_parts(script, self.instructions, self.memory_kb, &self.allow).map(Some).map_err(|e| e.to_string())
     }
 }
 

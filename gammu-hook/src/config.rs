@@ -47,16 +47,7 @@ pub struct HooksSection {
 
 impl HooksSection {
     pub fn settings(&self) -> Result<ness_core::hooks::HookSettings, String> {
-        let mut s = ness_core::hooks::HookSettings::new(&self.script);
-        if let Some(n) = self.instructions {
-            s.instructions = n;
-        }
-        if let Some(kb) = self.memory_kb {
-            s.memory_limit = (kb as usize).saturating_mul(1024);
-        }
-        s.set_allow(&self.allow.join(",")).map_err(|e| e.to_string())?;
-        s.check().map_err(|e| e.to_string())?;
-        Ok(s)
+        ness_core::hooks::HookSettings::from_parts(&self.script, self.instructions, self.memory_kb, &self.allow.join(",")).map_err(|e| e.to_string())
     }
 }
 

@@ -75,14 +75,7 @@ pub fn init() -> Result<(), String> {
     if script.is_empty() {
         return Ok(());
     }
-    let mut s = HookSettings::new(&script);
-    if let Some(n) = instructions {
-        s.instructions = n;
-    }
-    if let Some(kb) = memory_kb {
-        s.memory_limit = (kb as usize).saturating_mul(1024);
-    }
-    s.set_allow(&allow).map_err(|e| e.to_string())?;
+    let s = HookSettings::from_parts(&script, instructions, memory_kb, &allow).map_err(|e| e.to_string())?;
     let hooks = Hooks::load(s.clone(), Arc::new(KamailioHost)).map_err(|e| format!("{e} ({script})"))?;
     kinfo!("hooks: {script} defines {:?}; {} instructions and {} KiB per process", hooks.defined(), s.instructions, s.memory_limit / 1024);
     let (Some(code), Some(reason)) = (PvSpec::resolve("$avp(emc_reject_code)"), PvSpec::resolve("$avp(emc_reject_reason)")) else {

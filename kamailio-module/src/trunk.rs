@@ -126,17 +126,8 @@ async fn serve(trunks: Vec<Trunk>) {
             Err(e)
         }
     };
-    // SAFETY: plain libc getter.
-    let me = unsafe { libc::geteuid() };
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        match stream.peer_cred() {
-            Ok(c) if c.uid() == me || c.uid() == 0 => {}
-            other => {
-                kwarn!("trunk: refused a local connection from {other:?} (not Kamailio's user)");
-                continue;
-            }
-        }
+        let stream = crate::randpay::ipc::accept_own_user(&listener, "trunk").await;
         let answer = match &running {
             Ok(r) => Answer::Running { trunks: r.iter().map(|t| t.status()).collect() },
             Err(e) => Answer::Failed { reason: e.clone() },

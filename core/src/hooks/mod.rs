@@ -49,6 +49,21 @@ impl HookSettings {
         HookSettings { script: script.into(), instructions: Self::DEFAULT_INSTRUCTIONS, memory_limit: Self::DEFAULT_MEMORY, allow_os: false, allow_io: false }
     }
 
+    /// From a host's settings as written (the same four keys everywhere):
+    /// defaults for what is not given, then checked.
+    pub fn from_parts(script: impl Into<PathBuf>, instructions: Option<u64>, memory_kb: Option<u64>, allow: &str) -> Result<HookSettings, HookError> {
+        let mut s = HookSettings::new(script);
+        if let Some(n) = instructions {
+            s.instructions = n;
+        }
+        if let Some(kb) = memory_kb {
+            s.memory_limit = usize::try_from(kb).unwrap_or(usize::MAX).saturating_mul(1024);
+        }
+        s.set_allow(allow)?;
+        s.check()?;
+        Ok(s)
+    }
+
     /// `allow`: a list like `os,io` (empty: neither).
     pub fn set_allow(&mut self, list: &str) -> Result<(), HookError> {
         self.allow_os = false;

@@ -232,3 +232,14 @@ fn a_pathological_pattern_is_refused_before_it_can_stall_the_host() {
     assert_eq!(call("normal").unwrap(), Some("berlin".into()));
     assert!(call("gc").is_err(), "collectgarbage is not there");
 }
+
+#[test]
+fn settings_from_a_hosts_keys() {
+    let s = HookSettings::from_parts("hooks.lua", Some(5000), Some(1024), "os").unwrap();
+    assert_eq!((s.instructions, s.memory_limit, s.allow_os, s.allow_io), (5000, 1 << 20, true, false));
+    let d = HookSettings::from_parts("hooks.lua", None, None, "").unwrap();
+    assert_eq!((d.instructions, d.memory_limit), (HookSettings::DEFAULT_INSTRUCTIONS, HookSettings::DEFAULT_MEMORY));
+    assert!(HookSettings::from_parts("hooks.lua", Some(10), None, "").unwrap_err().to_string().contains("instructions 10"));
+    assert!(HookSettings::from_parts("hooks.lua", None, Some(1), "").unwrap_err().to_string().contains("memory"));
+    assert!(HookSettings::from_parts("hooks.lua", None, None, "ffi").unwrap_err().to_string().contains("ffi"));
+}

@@ -93,20 +93,15 @@ async fn recv_frame(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(Option
     Ok((Frame::from_datagram(&buf[..n]).ok(), from))
 }
 
-/// The dialling side: handshake over `sock` (connected to the local forward
-/// port), each step within `limit`, retransmitting every [`RETRY`].
-pub async fn dial(sock: Arc<UdpSocket>, id: TrunkIdentity, limit: Duration) -> Result<(DatagramSource, DatagramSink), SessionError> {
-    let peer = sock.peer_addr()?;
-    let mut buf = vec![0u8; MAX_PAYLOAD + 5];
-    let (dialler, hello) = Dialler::start(id);
-    let hello = hello.to_datagram()?;
-    // 1. Our hello, until an answer comes.
+/// Send `message` every [`RETRY`] until a frame that `wanted` accepts
+/// arrives, at most `limit`.
+async fn send_until(sock: &UdpSocket, message: &[u8], buf: &mut [u8], limit: Duration, wanted: impl Fn(&Frame) -> bool) -> Result<Frame, SessionError> {
     let deadline = Instant::now() + limit;
-    let answer = loop {
-        sock.send(&hello).await?;
+    loop {
+        sock.send(message).await?;
         let wait = (Instant::now() + RETRY).min(deadline);
-        match tokio::time::timeout_at(wait, recv_frame(&sock, &mut buf)).await {
-            Ok(Ok((Some(f), _))) if f.kind == FrameKind::Hello && f.payload.first() == Some(&b'H') => break f,
+        match tokio::time::timeout_at(wait, recv_frame(sock, buf)).await {
+            Ok(Ok((Some(f), _))) if wanted(&f) => return Ok(f),
             Ok(Ok(_)) => {}
             // A forward not listening yet answers with ICMP port unreachable: keep trying.
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => tokio::time::sleep_until(wait).await,
@@ -116,24 +111,21 @@ pub async fn dial(sock: Arc<UdpSocket>, id: TrunkIdentity, limit: Duration) -> R
         if Instant::now() >= deadline {
             return Err(SessionError::Timeout(limit));
         }
-    };
+    }
+}
+
+/// The dialling side: handshake over `sock` (connected to the local forward
+/// port), each step within `limit`, retransmitting every [`RETRY`].
+pub async fn dial(sock: Arc<UdpSocket>, id: TrunkIdentity, limit: Duration) -> Result<(DatagramSource, DatagramSink), SessionError> {
+    let peer = sock.peer_addr()?;
+    let mut buf = vec![0u8; MAX_PAYLOAD + 5];
+    let (dialler, hello) = Dialler::start(id);
+    let hello = hello.to_datagram()?;
+    // 1. Our hello, until an answer comes.
+    let answer = send_until(&sock, &hello, &mut buf, limit, |f| f.kind == FrameKind::Hello && f.payload.first() == Some(&b'H')).await?;
     let proof = dialler.on_hello(&answer)?.to_datagram()?;
     // 2. Our proof, until the listener's first frame comes.
-    let deadline = Instant::now() + limit;
-    let first = loop {
-        sock.send(&proof).await?;
-        let wait = (Instant::now() + RETRY).min(deadline);
-        match tokio::time::timeout_at(wait, recv_frame(&sock, &mut buf)).await {
-            Ok(Ok((Some(f), _))) if f.kind != FrameKind::Hello => break f,
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => tokio::time::sleep_until(wait).await,
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => {}
-        }
-        if Instant::now() >= deadline {
-            return Err(SessionError::Timeout(limit));
-        }
-    };
+    let first = send_until(&sock, &proof, &mut buf, limit, |f| f.kind != FrameKind::Hello).await?;
     let first = (first.kind != FrameKind::Keepalive).then_some(first);
     let source = DatagramSource { sock: sock.clone(), peer, first, hello: None, bad: 0, buf };
     Ok((source, DatagramSink { sock, peer }))

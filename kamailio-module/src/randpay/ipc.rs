@@ -212,3 +212,24 @@ fn on_connection<T>(timeout: Duration, mut f: impl FnMut(&mut BufReader<UnixStre
     }
     Err(IpcError::Io(std::io::ErrorKind::BrokenPipe.into()))
 }
+
+/// The next connection on one of the module's local sockets from Kamailio's
+/// own user (or root); others are refused and logged as `what`. An accept
+/// error (e.g. out of descriptors) waits a little rather than spin.
+pub async fn accept_own_user(listener: &tokio::net::UnixListener, what: &str) -> tokio::net::UnixStream {
+    // SAFETY: plain libc getter.
+    let me = unsafe { libc::geteuid() };
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match stream.peer_cred() {
+            Ok(c) if c.uid() == me || c.uid() == 0 => return stream,
+            other => crate::log::kwarn!("{what}: refused a local connection from {other:?} (not Kamailio's user)"),
+        }
+    }
+}

@@ -186,17 +186,8 @@ pub unsafe extern "C" fn slice(_ticks: c_uint, _param: *mut c_void) {
 }
 
 async fn serve_ipc(listener: UnixListener, state: Arc<State>) {
-    // SAFETY: plain libc getter.
-    let me = unsafe { libc::geteuid() };
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        match stream.peer_cred() {
-            Ok(c) if c.uid() == me || c.uid() == 0 => {}
-            other => {
-                kwarn!("randpay: refused a local connection from {other:?} (not Kamailio's user)");
-                continue;
-            }
-        }
+        let stream = super::ipc::accept_own_user(&listener, "randpay").await;
         tokio::spawn(connection(stream, state.clone()));
     }
 }
