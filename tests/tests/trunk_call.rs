@@ -21,6 +21,9 @@ const B: &str = "0311223344556677889900aabbccddeeff00112233445566778899aabbccdde
 const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
 /// RTP packets in SIPp's g711a.pcap (7 s of G.711 A-law).
 const PCAP_PACKETS: u64 = 236;
+/// RTP a dying carrier may swallow unseen: what sat in its buffers (at 50
+/// packets/s each way, a few; one was seen in CI).
+const IN_FLIGHT: u64 = 5;
 
 /// One `ness-trunk` status line's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -242,7 +245,11 @@ fn call_across_the_trunk(hosting: Hosting) {
     // was dropped, not played late; B echoed what it got, which A received.
     assert_eq!(end_a.rtp_out, PCAP_PACKETS, "host A's relay did not see every RTP packet the phone sent\n{report}");
     assert!(end_b.rtp_in >= PCAP_PACKETS / 2 && end_b.rtp_in < PCAP_PACKETS, "{report}");
-    assert_eq!(end_b.rtp_in + end_a.rtp_dropped, PCAP_PACKETS, "every RTP packet is either delivered or counted as dropped\n{report}");
+    // Every RTP packet is delivered or counted as dropped, except the few the
+    // carrier had already taken when the proxy died (in the kernel's and the
+    // proxy's buffers: written, never delivered, and no relay can know).
+    let accounted = end_b.rtp_in + end_a.rtp_dropped;
+    assert!(accounted <= PCAP_PACKETS && accounted + IN_FLIGHT >= PCAP_PACKETS, "{accounted} of {PCAP_PACKETS} RTP packets accounted for\n{report}");
     assert!(end_b.rtp_out >= end_b.rtp_in * 9 / 10, "the echo did not go back\n{report}");
     assert!(end_a.rtp_in >= end_b.rtp_out * 8 / 10, "the echo did not reach host A\n{report}");
     assert!(end_b.rtp_in >= reconnected.rtp_in + 25, "RTP did not flow again after the proxy restarted\n{report}");
