@@ -16,7 +16,8 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use ness_core::enumer::E164;
-use ness_core::hooks::{Candidate, EnumCtx, EnumDecision, HookError, HookHost, HookSettings, Hooks, TrunkCtx};
+use ness_core::hooks::{CallCtx, Candidate, EnumCtx, EnumDecision, HookError, HookHost, HookSettings, Hooks, TariffDecision, TrunkCtx};
+use ness_core::randpay::TariffHook;
 
 use crate::engine;
 use crate::log::awarn;
@@ -159,6 +160,28 @@ pub fn on_enum(number: &E164, caller: &str, service: &str, uris: &[String]) -> O
             Outcome::Keep
         }
     }
+}
+
+/// `tariff(ctx)` for the RANDPAY payee: whichever pool is current when a call
+/// is priced (the payee runs it on a blocking thread, not the module thread,
+/// so `ness.nvs_get` can reach the node through it).
+struct PoolTariff;
+
+impl TariffHook for PoolTariff {
+    fn tariff(&self, ctx: &CallCtx) -> Result<Option<TariffDecision>, HookError> {
+        match POOL_NOW.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(pool) => pool.with(|h| h.tariff(ctx)),
+            None => Ok(None),
+        }
+    }
+
+    fn active(&self) -> bool {
+        POOL_NOW.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
+
+pub fn tariff_hook() -> Arc<dyn TariffHook> {
+    Arc::new(PoolTariff)
 }
 
 /// `on_trunk` for `EMC_TRUNK`: a trunk name from `trunks`, or None.

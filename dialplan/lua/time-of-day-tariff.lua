@@ -2,6 +2,8 @@
 -- cheaper at night and at weekends, dearer to mobile numbers. Needs the `os`
 -- library for the clock in local time: allow it (Kamailio hooks_allow "os",
 -- Asterisk [hooks] allow = os, the forwarder's allow = ["os"]). See docs/hooks.md.
+-- A call is priced once, when it starts: one that runs past 20:00 keeps its
+-- day rate to the end.
 
 local NIGHT_FROM, NIGHT_TO = 20, 8        -- 20:00 to 08:00 local time
 local MOBILE = { "+4915", "+4916", "+4917" }

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ness_core::enumer::E164;
 use ness_core::enumer::route::{Target, targets};
-use ness_core::hooks::{Candidate, EnumCtx, EnumDecision, HookHost, HookSettings, Hooks};
+use ness_core::hooks::{CallCtx, Candidate, EnumCtx, EnumDecision, HookError, HookHost, HookSettings, Hooks, TariffDecision};
+use ness_core::randpay::TariffHook;
 
 use crate::ffi::sip_msg;
 use crate::host::PvSpec;
@@ -134,6 +135,26 @@ pub fn request_reload() -> Result<String, String> {
     let s = stats().ok_or("no shared memory")?;
     let g = s.hooks_generation.fetch_add(1, Ordering::SeqCst) + 1;
     Ok(format!("{} compiles (defines {defined:?}); every process reloads it before its next call (generation {g})", settings.script.display()))
+}
+
+/// `tariff(ctx)` for the RANDPAY payee, on the RANDPAY process's own Lua
+/// state. The payee runs it on a helper thread of that process (so a script
+/// reading NVS never holds up the meter); its log lines reach Kamailio's log
+/// through the process's own thread (log.rs).
+struct ProcessTariff;
+
+impl TariffHook for ProcessTariff {
+    fn tariff(&self, ctx: &CallCtx) -> Result<Option<TariffDecision>, HookError> {
+        with_hooks(|h| h.tariff(ctx)).unwrap_or(Ok(None))
+    }
+
+    fn active(&self) -> bool {
+        SETTINGS.get().is_some()
+    }
+}
+
+pub fn tariff_hook() -> Arc<dyn TariffHook> {
+    Arc::new(ProcessTariff)
 }
 
 /// What `emc_enum_query()` does after the hook.

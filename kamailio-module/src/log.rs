@@ -6,6 +6,8 @@
 use std::ffi::{CString, c_int};
 use std::io::Write;
 use std::ptr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::ffi::{self, L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN};
 
@@ -34,14 +36,64 @@ fn syslog_level(l: c_int) -> c_int {
     }
 }
 
-/// True if a message at `level` would be logged.
+/// Lines logged on a helper thread (the RANDPAY process's blocking threads,
+/// where a `tariff` hook runs), kept for the process's own thread to write:
+/// Kamailio's logger is only for its own threads.
+static DEFERRED: Mutex<Vec<(c_int, String)>> = Mutex::new(Vec::new());
+static PENDING: AtomicBool = AtomicBool::new(false);
+/// Lines kept at most; more are counted and reported as lost.
+const DEFERRED_MAX: usize = 1000;
+static LOST: AtomicU64 = AtomicU64::new(0);
+
+fn on_own_thread() -> bool {
+    // SAFETY: plain system calls. A process's first thread has its pid as tid.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
+/// Write the lines helper threads left (called by `klog` and the RANDPAY loop).
+pub fn flush_deferred() {
+    if !PENDING.load(Ordering::Acquire) || !on_own_thread() {
+        return;
+    }
+    let lines = std::mem::take(&mut *DEFERRED.lock().unwrap_or_else(|p| p.into_inner()));
+    PENDING.store(false, Ordering::Release);
+    for (level, msg) in lines {
+        write(level, &msg);
+    }
+    let lost = LOST.swap(0, Ordering::Relaxed);
+    if lost > 0 {
+        write(L_WARN, &format!("{lost} log line(s) from helper threads were dropped (more than {DEFERRED_MAX} waiting)"));
+    }
+}
+
+/// True if a message at `level` would be logged (on a helper thread: decided
+/// when the line is written).
 pub fn enabled(level: c_int) -> bool {
+    if !on_own_thread() {
+        return true;
+    }
     // SAFETY: core function, called on a Kamailio thread with a valid name.
     unsafe { ffi::get_debug_level(MOD_NAME.as_ptr(), MOD_NAME.count_bytes() as c_int) >= level }
 }
 
-/// Log one line. Only call on a Kamailio process's own thread.
+/// Log one line: now on the process's own thread, else when it next logs.
 pub fn klog(level: c_int, msg: &str) {
+    if !on_own_thread() {
+        let mut q = DEFERRED.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() < DEFERRED_MAX {
+            q.push((level, msg.to_owned()));
+        } else {
+            LOST.fetch_add(1, Ordering::Relaxed);
+        }
+        PENDING.store(true, Ordering::Release);
+        return;
+    }
+    flush_deferred();
+    write(level, msg);
+}
+
+/// Write one line through the core's logger (the process's own thread only).
+fn write(level: c_int, msg: &str) {
     if !enabled(level) {
         return;
     }

@@ -173,7 +173,7 @@ unsafe fn ruri_user(msg: *mut sip_msg) -> Vec<u8> {
     PV_RURI_USER.get().and_then(|pv| unsafe { pv.get(msg) }).unwrap_or_default()
 }
 
-unsafe fn from_user(msg: *mut sip_msg) -> Vec<u8> {
+pub(crate) unsafe fn from_user(msg: *mut sip_msg) -> Vec<u8> {
     // SAFETY: the message of the current call.
     PV_FROM_USER.get().and_then(|pv| unsafe { pv.get(msg) }).unwrap_or_default()
 }

@@ -858,6 +858,81 @@ fn fake_hosts_meter_a_call_with_randpay() {
     }
 }
 
+/// The price and risk a ledger recorded for a call.
+fn ledger_price(ledger: &Path, call_id: &str) -> (i64, u32) {
+    let db = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row("SELECT price, risk FROM calls WHERE call_id = ?1", [call_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+}
+
+/// The `tariff(ctx)` Lua hook in the Asterisk payee ([hooks] in
+/// privateness.conf): `RandpayRequire` prices a SIP-only call by it, with the
+/// caller's CALLERID(num); a payer's side-channel request is priced by it too
+/// (no caller there), and the INVITE that follows keeps that price instead of
+/// being refused as a mismatch; `privateness reload hooks` prices the next call.
+#[test]
+fn fake_host_prices_randpay_calls_with_the_tariff_hook() {
+    let (_devnet, url) = ness_tests::randpay_devnet("rp", "rp-password");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("tariff.lua");
+    let write = |side_price: &str| {
+        std::fs::write(&script, format!(
+            "function tariff(ctx)\n  if ctx.caller == '+4940111' then return {{ price = '0.002' }} end\n  if ctx.caller == '' then return {{ price = '{side_price}', risk = 4 }} end\nend\n"
+        ))
+        .unwrap()
+    };
+    write("0.003");
+    let port = free_tcp_port();
+    let mut payee = randpay_side(
+        dir.path(),
+        "payee",
+        &url,
+        &format!("tariff = {RP_TARIFF}\nside_channel = 127.0.0.1:{port}\nside_peers = 127.0.0.1\n\n[hooks]\nscript = {}\n", script.display()),
+    );
+    let mut payer = randpay_side(dir.path(), "payer", &url, &format!("payee_url = http://127.0.0.1:{port}\nmax_price = 0.05\n"));
+    let ledger = dir.path().join("payee/ledger.db");
+
+    // A SIP-only call: challenged at the caller's price, the table's risk.
+    let c = payee.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payee.cmd(&format!("func {c} CHANNEL(pjsip,call-id) hook-sip@127.0.0.1"));
+    payee.cmd(&format!("func {c} CALLERID(num) +4940111"));
+    assert!(payee.cmd(&format!("exec {c} RandpayRequire")).starts_with("rc=-1"));
+    assert_eq!(payee.cmd(&format!("var {c} RANDPAY_STATUS")), "UNPAID");
+    assert_eq!(ledger_price(&ledger, "hook-sip@127.0.0.1"), (2_000, 2), "{}", payee.block("logs"));
+    payee.cmd(&format!("chan hangup {c}"));
+
+    // Paid first on the side channel: priced there; the INVITE keeps it.
+    let pay = |payer: &mut FakeAsterisk, call: &str| {
+        let q = payer.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+        payer.cmd(&format!("func {q} CHANNEL(pjsip,call-id) {call}"));
+        let (rc, ticket, _) = payer.read(&q, "RANDPAY", "ticket,+4930123456");
+        assert_eq!(rc, 0, "{}", payer.block("logs"));
+        (q, ticket)
+    };
+    let (q, ticket) = pay(&mut payer, "hook-side@127.0.0.1");
+    assert_eq!(ledger_price(&ledger, "hook-side@127.0.0.1"), (3_000, 4));
+    let p = payee.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payee.cmd(&format!("func {p} CHANNEL(pjsip,call-id) hook-side@127.0.0.1"));
+    payee.cmd(&format!("func {p} CALLERID(num) +4940111"));
+    payee.cmd(&format!("func {p} PJSIP_HEADER(read,Randpay-Ticket) {ticket}"));
+    assert!(payee.cmd(&format!("exec {p} RandpayRequire")).starts_with("rc=0"), "{}", payee.block("logs"));
+    assert_eq!(ledger_price(&ledger, "hook-side@127.0.0.1"), (3_000, 4), "priced once");
+
+    // Reloaded: the next call's price is the new script's.
+    write("0.005");
+    assert!(payee.block("cli privateness reload hooks").contains("reloaded"));
+    let (q2, _) = pay(&mut payer, "hook-reloaded@127.0.0.1");
+    assert_eq!(ledger_price(&ledger, "hook-reloaded@127.0.0.1"), (5_000, 4));
+    for chan in [&q, &q2] {
+        payer.cmd(&format!("chan hangup {chan}"));
+    }
+    payee.cmd(&format!("chan hangup {p}"));
+    std::thread::sleep(Duration::from_millis(500));
+    for (name, ast) in [("payee", &mut payee), ("payer", &mut payer)] {
+        assert_eq!(ast.cmd("unload"), "rc=0", "{name}: {}", ast.block("logs"));
+        assert!(!ast.block("logs").contains("panic"), "{name}");
+    }
+}
+
 /// A mixed pair: res_privateness.so (in the fake host) as the payer, a real
 /// Kamailio with the shipped randpay-payee.cfg and `randpay_side_channel` as
 /// the payee. The payer pays interval 0 for a Call-ID before the INVITE (what

@@ -387,3 +387,91 @@ async fn the_side_channel_carries_challenges_and_tickets() {
     stop.send(true).unwrap();
     server.await.unwrap();
 }
+
+/// The operator's `tariff(ctx)` Lua hook prices calls on both paths a payee
+/// sees (an INVITE, the side channel's `GET ?number=`): it may change a
+/// tariff's price, risk and interval, price a destination the table lacks, and
+/// see the caller; a failing hook or an unusable answer leaves the table's
+/// tariff. A call keeps the tariff it was first priced by.
+#[tokio::test]
+async fn the_tariff_hook_prices_calls_on_both_paths() {
+    use ness_core::hooks::{CallCtx, HookError, HookSettings, Hooks, NoNode, TariffDecision};
+    use ness_core::randpay::side_channel::{self, SideChannel};
+    use ness_core::randpay::{InviteDecision, Payee, Payer, TariffHook, TariffTable};
+    use std::sync::{Arc, Mutex};
+
+    struct Script(Mutex<Hooks>);
+    impl TariffHook for Script {
+        fn tariff(&self, ctx: &CallCtx) -> Result<Option<TariffDecision>, HookError> {
+            self.0.lock().unwrap().tariff(ctx)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("tariff.lua");
+    std::fs::write(
+        &script,
+        r#"
+function tariff(ctx)
+  if ctx.caller == "vip" then return { price = "0.001" } end          -- the default's risk and interval
+  if ctx.number:sub(1, 3) == "+44" then                                -- not in the table
+    return { price = ctx.default and "0.5" or "0.004", risk = 2, interval = 20, grace = 4 }
+  end
+  if ctx.number:sub(1, 4) == "+331" then return { price = "1", interval = 5 } end  -- too short
+  if ctx.number:sub(1, 3) == "+39" then error("no tariff service") end
+  if ctx.number:sub(1, 3) == "+33" then return nil end
+  return { price = ctx.default.price, risk = ctx.default.risk * 2 }
+end
+"#,
+    )
+    .unwrap();
+    let hooks = Hooks::load(HookSettings::new(&script), Arc::new(NoNode)).unwrap();
+    let (_node, url) = devnet("127.0.0.1:0", &dir.path().join("devnet"));
+    let (payee_node, payer_node) = wallets(&url).await;
+    let table = TariffTable::new(vec![Tariff::new("+49", "0.01", 5, 60, 10).unwrap(), Tariff::new("+33", "0.02", 5, 30, 5).unwrap()]);
+    let payee = Arc::new(
+        Payee::new(payee_node, Ledger::open(&dir.path().join("payee.db")).unwrap(), table).with_tariff_hook(Arc::new(Script(Mutex::new(hooks)))),
+    );
+    let payer = Payer::new(payer_node, Ledger::open(&dir.path().join("payer.db")).unwrap(), policy());
+    let challenge = |d: InviteDecision| match d {
+        InviteDecision::Challenge(h) => ChallengeHeader::parse(&h).unwrap(),
+        other => panic!("no 402: {other:?}"),
+    };
+
+    // The hook sees the caller and the default, and answers in part or in full.
+    let vip = challenge(payee.invite_priced("vip-call", "+4930123456", "vip", None, None).await);
+    assert_eq!((vip.price_per_minute, vip.interval_secs), (Amount::parse("0.001").unwrap(), 60));
+    assert_eq!(payee.tariff_of("vip-call").unwrap().risk, 5, "risk from the default");
+    payee.invite("plain-call", "+4930123456", None).await;
+    assert_eq!(payee.tariff_of("plain-call").unwrap().line(), "+49 0.01 risk=10 interval=60 grace=10", "risk doubled, the rest as the table's");
+    let uk = challenge(payee.invite("uk-call", "+442079460000", None).await);
+    assert_eq!((uk.price_per_minute, uk.interval_secs, uk.grace_secs), (Amount::parse("0.004").unwrap(), 20, 4), "no default: the hook's own");
+    assert_eq!(payee.tariff_of("uk-call").unwrap().risk, 2);
+    // nil, an unusable answer and an error all leave the table's tariff.
+    for (call, number) in [("fr", "+33612345678"), ("paris", "+33123456789")] {
+        let c = challenge(payee.invite(call, number, None).await);
+        assert_eq!((c.price_per_minute, c.interval_secs), (Amount::parse("0.02").unwrap(), 30), "{number}");
+    }
+    assert!(matches!(payee.invite("it", "+390612345678", None).await, InviteDecision::Refuse(403, _)), "a failing hook, and no table tariff");
+    // An explicit line from the dialplan is the default the hook sees.
+    payee.invite_priced("line-call", "+4930123456", "", Some(Tariff::parse_line("+49 0.003 risk=7").unwrap()), None).await;
+    assert_eq!(payee.tariff_of("line-call").unwrap().line(), "+49 0.003 risk=14 interval=60 grace=10");
+
+    // The side channel prices with the same hook (no caller there); the INVITE
+    // that follows, with its caller, keeps that tariff instead of a 403.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(side_channel::serve(listener, payee.clone(), vec!["127.0.0.1".parse().unwrap()], stopped));
+    let side = SideChannel::new(&format!("http://{addr}"), Duration::from_secs(3));
+    let call = "side-priced@payer";
+    let ch = side.challenge(call, Some("+4930123456")).await.unwrap().expect("a challenge");
+    assert_eq!(ChallengeHeader::parse(&ch).unwrap().price_per_minute, Amount::parse("0.01").unwrap());
+    assert_eq!(payee.tariff_of(call).unwrap().risk, 10, "the hook ran on the side channel");
+    let tk = payer.pay(call, "+4930123456", &ch).await.unwrap();
+    assert_eq!(payee.invite_priced(call, "+4930123456", "vip", None, Some(&tk)).await, InviteDecision::Proceed);
+    assert_eq!(payee.tariff_of(call).unwrap().price_per_minute, Amount::parse("0.01").unwrap(), "priced once");
+    // Another number must still cost the same, priced by the hook as well.
+    let other = "side-then-uk@payer";
+    side.challenge(other, Some("+4930123456")).await.unwrap().expect("a challenge");
+    assert!(matches!(payee.invite(other, "+442079460000", None).await, InviteDecision::Refuse(403, _)));
+}

@@ -250,3 +250,69 @@ fn a_side_channel_payer_pays_before_the_invite_and_polls_for_the_rest() {
     callee.kill();
     devnet.kill();
 }
+
+/// The price a payee's ledger recorded for a call: (micro-EMC per minute, risk).
+fn priced(ledger: &Path, call_id: &str) -> (i64, u32) {
+    let db = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row("SELECT price, risk FROM calls WHERE call_id = ?1", [call_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+}
+
+/// The Lua `tariff(ctx)` hook prices calls in the payee's RANDPAY process
+/// (docs/hooks.md): it sees the caller and the configured line, and its answer
+/// is what the 402 asks. `privateness.reload_hooks` in the middle of a paid
+/// call: the call keeps the tariff it was priced by and goes on being paid
+/// until its caller hangs up; the next call is priced by the new script.
+#[test]
+fn the_tariff_hook_prices_calls_and_a_reload_keeps_the_call_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut devnet, url) = devnet();
+    let (callee_port, payee_port, payer_port) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let mut callee = Proc::start(require_tool("sipp", "sip-tester"), &[
+        "-sf", repo().join("tests/sipp/uas_answer.xml").to_str().unwrap(), "-i", "127.0.0.1", "-p", &callee_port.to_string(), "-nostdin",
+    ], &[]);
+    let script = dir.path().join("tariff.lua");
+    let write_script = |price: &str| {
+        std::fs::write(&script, format!(
+            "-- tester's calls at {price}, with three times the configured risk\n\
+             function tariff(ctx)\n\
+             \x20 if ctx.caller ~= 'tester' then return nil end\n\
+             \x20 ness.log('info', 'pricing ' .. ctx.number .. ' for ' .. ctx.caller .. ' at {price}')\n\
+             \x20 return {{ price = '{price}', risk = ctx.default.risk * 3 }}\n\
+             end\n"
+        ))
+        .unwrap()
+    };
+    write_script("0.004");
+    let payee_defines = [format!("TARGET=\"sip:127.0.0.1:{callee_port}\""), format!("TARIFF=\"{TARIFF}\""), format!("HOOKS_SCRIPT=\"{}\"", script.display())];
+    let mut payee = Pbx::start("randpay-payee.cfg", "payee", payee_port, (&url, USER, PASSWORD), dir.path(), &payee_defines);
+    let mut payer = Pbx::start("randpay-payer.cfg", "payer", payer_port, (&url, USER, PASSWORD), dir.path(), &[format!("PAYEE=\"sip:127.0.0.1:{payee_port}\"")]);
+    let ledger = payee.dir.join("ledger.db");
+
+    let (first, second) = ("hook-first@127.0.0.1", "hook-second@127.0.0.1");
+    let first_trace = dir.path().join("first.trace");
+    let started = Instant::now();
+    let mut first_call = caller("uac_hold.xml", payer_port, first, &first_trace, &["-d", "22000"]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(priced(&ledger, first), (4_000, 6), "the hook's price and risk (the line's risk 2, times 3)\n{}", payee.log());
+
+    // A new script, reloaded while the first call is paid for.
+    write_script("0.007");
+    let reply = payee.kamcmd(&["privateness.reload_hooks"]);
+    assert!(reply.contains("compiles"), "{reply}");
+    let mut second_call = caller("uac_hold.xml", payer_port, second, &dir.path().join("second.trace"), &["-d", "2000"]);
+    assert!(second_call.wait_exit(Duration::from_secs(30)).expect("the second call did not end").success());
+    assert_eq!(priced(&ledger, second), (7_000, 6), "the reloaded script prices the next call");
+
+    let status = first_call.wait_exit(Duration::from_secs(40)).expect("the first call did not end");
+    assert!(status.success(), "the call in progress was cut by the reload: {}", std::fs::read_to_string(&first_trace).unwrap_or_default());
+    assert!(started.elapsed() >= Duration::from_secs(22), "the first call ended early");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(priced(&ledger, first), (4_000, 6), "the call in progress kept its tariff");
+    let l = payee.ledger(first);
+    assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("3", "bye"), "paid through the reload: {l:?}");
+    let logs = payee.log() + &payer.log();
+    assert!(logs.contains("lua: pricing +4930123456 for tester at 0.004"), "the hook's log line (from the RANDPAY process's helper thread):\n{logs}");
+    assert!(!logs.contains("panic"), "a panic was logged:\n{logs}");
+    callee.kill();
+    devnet.kill();
+}

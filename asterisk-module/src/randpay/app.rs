@@ -65,13 +65,14 @@ unsafe fn require(chan: *mut ast_channel, data: *const c_char) -> c_int {
             return AST_PBX_OK;
         }
         let (uid, number, ticket, tariff) = (host::uniqueid(chan), host::exten(chan), host::ticket(chan), tariff_arg(data));
+        let caller = host::func(chan, "CALLERID(num)").unwrap_or_default();
         let decision = {
             let _media = Autoservice::start(chan);
             let (k, u, n) = (key.clone(), uid.clone(), number.clone());
             engine.randpay(DECISION_WAIT, move |m| async move {
                 match m {
                     None => InviteDecision::Refuse(500, "[randpay] role is not payee in privateness.conf".into()),
-                    Some(m) => m.invite(&k, &u, &n, tariff.as_deref(), ticket.as_deref()).await,
+                    Some(m) => m.invite(&k, &u, &n, &caller, tariff.as_deref(), ticket.as_deref()).await,
                 }
             })
         };

@@ -91,7 +91,7 @@ impl Metering {
             Err(e) => return Err(format!("randpay ledger: {e}")),
         }
         let role = match conf.core.role {
-            RandpayRole::Payee => Role::Payee(Arc::new(Payee::new(client, ledger, conf.core.tariff_table()))),
+            RandpayRole::Payee => Role::Payee(Arc::new(Payee::new(client, ledger, conf.core.tariff_table()).with_tariff_hook(crate::hooks::tariff_hook()))),
             RandpayRole::Payer => Role::Payer(Arc::new(SidePayer::new(Arc::new(Payer::new(client, ledger, conf.core.policy.clone())), conf.core.side_timeout))),
             RandpayRole::Off => return Err("randpay: role is off".into()),
         };
@@ -120,7 +120,7 @@ impl Metering {
     }
 
     /// Payee: an INVITE reached `RandpayRequire`.
-    pub async fn invite(&self, key: &str, uniqueid: &str, number: &str, tariff: Option<&str>, ticket: Option<&str>) -> InviteDecision {
+    pub async fn invite(&self, key: &str, uniqueid: &str, number: &str, caller: &str, tariff: Option<&str>, ticket: Option<&str>) -> InviteDecision {
         let Role::Payee(payee) = &self.role else {
             return InviteDecision::Refuse(500, "this PBX is not a RANDPAY payee ([randpay] role)".into());
         };
@@ -128,7 +128,7 @@ impl Metering {
             Ok(t) => t,
             Err(e) => return InviteDecision::Refuse(500, format!("RandpayRequire: {e}")),
         };
-        let decision = payee.invite_priced(key, number, tariff, ticket).await;
+        let decision = payee.invite_priced(key, number, caller, tariff, ticket).await;
         if decision == InviteDecision::Proceed {
             lock(&self.calls).entry(key.to_owned()).or_insert_with(|| Metered { uniqueid: uniqueid.to_owned(), answered: false });
         }

@@ -22,5 +22,5 @@ pub use config::{RandpayRole, RandpaySettings};
 pub use ledger::{Ledger, LedgerError, Role};
 pub use meter::{MeterState, PayeeMeter, PayerPolicy};
 pub use node::{AcceptError, Accepted};
-pub use session::{InviteDecision, PayeeAction, Payee, Payer};
+pub use session::{InviteDecision, PayeeAction, Payee, Payer, TariffHook};
 pub use tariff::{Amount, Tariff, TariffError, TariffTable};

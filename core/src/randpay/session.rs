@@ -7,7 +7,7 @@
 //! Times are passed in (`Instant`), so hosts use their clock and tests their own.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::chap::{ChallengeHeader, TicketHeader};
@@ -15,6 +15,7 @@ use super::ledger::{CallSummary, Ledger, LedgerError, Role};
 use super::meter::{MeterState, PayeeMeter, PayerPolicy, PolicyError, TicketVerdict};
 use super::node::{self, AcceptError, MintError};
 use super::tariff::{Tariff, TariffTable};
+use crate::hooks::{CallCtx, HookError, TariffDecision};
 use crate::nvs::NvsClient;
 
 /// What to do with an INVITE.
@@ -72,17 +73,80 @@ struct PayeeCall {
 /// payer never answered, a call that rang out without a final reply reaching us).
 pub const SETUP_LIMIT: Duration = Duration::from_secs(180);
 
+/// The operator's pricing on top of the tariff table: the `tariff(ctx)` Lua
+/// hook (docs/hooks.md), run by each host on its own Lua state. The payee calls
+/// it on a blocking thread, so a script that reads NVS never holds up the meter.
+pub trait TariffHook: Send + Sync {
+    fn tariff(&self, ctx: &CallCtx) -> Result<Option<TariffDecision>, HookError>;
+
+    /// False while the host has no script loaded (no thread hop needed then).
+    fn active(&self) -> bool {
+        true
+    }
+}
+
 /// The payee: tariffs, its wallet's node, the ledger and the calls in progress.
 pub struct Payee {
     node: NvsClient,
     ledger: Mutex<Ledger>,
     tariffs: TariffTable,
+    hook: Option<Arc<dyn TariffHook>>,
     calls: Mutex<HashMap<String, PayeeCall>>,
+}
+
+/// A tariff as the `tariff` hook sees it (`ctx.default`): the price without
+/// trailing zeros, as an operator writes it.
+fn decision_of(t: &Tariff) -> TariffDecision {
+    TariffDecision { price: t.price_per_minute.plain(), risk: t.risk, interval_secs: t.interval_secs, grace_secs: t.grace_secs }
+}
+
+/// Same E.164 number, with or without its `+`.
+fn same_number(a: &str, b: &str) -> bool {
+    a.trim().trim_start_matches('+') == b.trim().trim_start_matches('+')
 }
 
 impl Payee {
     pub fn new(node: NvsClient, ledger: Ledger, tariffs: TariffTable) -> Payee {
-        Payee { node, ledger: Mutex::new(ledger), tariffs, calls: Mutex::new(HashMap::new()) }
+        Payee { node, ledger: Mutex::new(ledger), tariffs, hook: None, calls: Mutex::new(HashMap::new()) }
+    }
+
+    /// Price calls through the operator's `tariff` hook as well.
+    pub fn with_tariff_hook(mut self, hook: Arc<dyn TariffHook>) -> Payee {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// What a call to `number` from `caller` costs: the host's own tariff `line`
+    /// if it gave one, else the table's; then the `tariff` hook's answer, if a
+    /// hook is set. A hook that fails, or answers with no valid tariff, is logged
+    /// and the default stands. None: the destination has no tariff.
+    pub async fn price(&self, number: &str, caller: &str, line: Option<Tariff>) -> Option<Tariff> {
+        let default = line.or_else(|| self.tariffs.for_number(number).cloned());
+        let Some(hook) = self.hook.clone().filter(|h| h.active()) else { return default };
+        let ctx = CallCtx { number: number.to_owned(), caller: caller.to_owned(), default: default.as_ref().map(decision_of) };
+        let answer = tokio::task::spawn_blocking(move || hook.tariff(&ctx)).await;
+        let fallback = || match &default {
+            Some(t) => format!("pricing {number} by tariff {}", t.line()),
+            None => format!("{number} has no tariff"),
+        };
+        match answer {
+            Ok(Ok(None)) => default,
+            Ok(Ok(Some(d))) => match Tariff::new(default.as_ref().map_or("+", |t| t.prefix.as_str()), &d.price, d.risk, d.interval_secs, d.grace_secs) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!("randpay: the tariff hook's answer for {number} is not a usable tariff ({e}); {}", fallback());
+                    default
+                }
+            },
+            Ok(Err(e)) => {
+                tracing::warn!("randpay: {e}; {}", fallback());
+                default
+            }
+            Err(e) => {
+                tracing::warn!("randpay: the tariff hook stopped ({e}); {}", fallback());
+                default
+            }
+        }
     }
 
     /// The tariff a call is metered by.
@@ -142,32 +206,40 @@ impl Payee {
     }
 
     /// An INVITE for `number`, with the `Randpay-Ticket` value if it carries one,
-    /// priced by the tariff table.
+    /// priced by the tariff table (and the hook).
     pub async fn invite(&self, call_id: &str, number: &str, ticket: Option<&str>) -> InviteDecision {
-        self.invite_priced(call_id, number, None, ticket).await
+        self.invite_priced(call_id, number, "", None, ticket).await
     }
 
-    /// As [`Payee::invite`], with the host's own tariff instead of the table's (the
-    /// first INVITE of a call fixes the tariff; later ones keep it).
-    pub async fn invite_priced(&self, call_id: &str, number: &str, tariff: Option<Tariff>, ticket: Option<&str>) -> InviteDecision {
-        let Some(tariff) = tariff.or_else(|| self.tariffs.for_number(number).cloned()) else {
-            return InviteDecision::Refuse(403, "No Tariff For This Destination".into());
+    /// As [`Payee::invite`], from `caller`, with the host's own tariff line
+    /// instead of the table's. The first INVITE (or side-channel request) of a
+    /// call fixes its tariff; later ones for the same number keep it, whatever
+    /// the hook would say now.
+    pub async fn invite_priced(&self, call_id: &str, number: &str, caller: &str, line: Option<Tariff>, ticket: Option<&str>) -> InviteDecision {
+        let known = self.calls.lock().unwrap_or_else(|p| p.into_inner()).get(call_id).map(|c| (c.number.clone(), c.meter.tariff.clone()));
+        let tariff = match known {
+            Some((priced_number, _)) if same_number(&priced_number, number) => None,
+            _ => match self.price(number, caller, line).await {
+                Some(t) => Some(t),
+                None => return InviteDecision::Refuse(403, "No Tariff For This Destination".into()),
+            },
         };
         {
             let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(c) = calls.get(call_id) {
                 // A call started on the side channel was priced by the number its payer
-                // gave there: the INVITE's own number must cost the same.
-                if c.meter.tariff != tariff {
+                // gave there: another number in the INVITE must cost the same.
+                if let Some(tariff) = tariff.filter(|t| *t != c.meter.tariff) {
                     tracing::warn!(
                         "randpay: {call_id}: the INVITE's number {number} is priced by tariff {} but the call was started (and priced) as {} by tariff {}",
-                        tariff.prefix,
+                        tariff.line(),
                         c.number,
-                        c.meter.tariff.prefix
+                        c.meter.tariff.line()
                     );
                     return InviteDecision::Refuse(403, "Number Does Not Match The Priced Call".into());
                 }
             } else {
+                let Some(tariff) = tariff else { return InviteDecision::Refuse(481, "Call Does Not Exist".into()) };
                 match self.ledger(|l| l.ended(call_id)) {
                     Ok(false) => {}
                     // A replay of an old call's INVITE: its rows stay as they are.

@@ -27,6 +27,12 @@ impl Amount {
         i.checked_mul(Self::COIN)?.checked_add(f).map(Amount)
     }
 
+    /// As an operator writes it: `0.01`, `12` (no trailing zeros).
+    pub fn plain(self) -> String {
+        let s = self.to_string();
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+
     /// As a JSON number for the node (exact: six decimals at most).
     pub fn as_f64(self) -> f64 {
         self.0 as f64 / Self::COIN as f64
@@ -218,6 +224,11 @@ impl Tariff {
         }
         Tariff::new(prefix, price, risk, interval, grace)
     }
+
+    /// The tariff line [`Tariff::parse_line`] reads back.
+    pub fn line(&self) -> String {
+        format!("{} {} risk={} interval={} grace={}", self.prefix, self.price_per_minute.plain(), self.risk, self.interval_secs, self.grace_secs)
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +239,9 @@ mod line_tests {
     fn tariff_lines() {
         let t = Tariff::parse_line("+49 0.01/min risk=10 interval=30 grace=5").unwrap();
         assert_eq!((t.prefix.as_str(), t.price_per_minute, t.risk, t.interval_secs, t.grace_secs), ("+49", Amount(10_000), 10, 30, 5));
+        assert_eq!(Tariff::parse_line(&t.line()).unwrap(), t, "{}", t.line());
+        assert_eq!(t.line(), "+49 0.01 risk=10 interval=30 grace=5");
+        assert_eq!(Amount(12_000_000).plain(), "12");
         let d = Tariff::parse_line("+ 0.02").unwrap();
         assert_eq!((d.risk, d.interval_secs, d.grace_secs), (100, 60, 10));
         for bad in ["", "+49", "49 0.01", "+49 0.01 risk=0", "+49 0.01 risk", "+49 0.01 speed=3", "+49 0.01 grace=99"] {

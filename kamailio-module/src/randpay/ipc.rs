@@ -26,9 +26,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Payee: an initial INVITE, with the ticket it carries, and the script's own
-    /// tariff line if it gave one.
-    Invite { call_id: String, number: String, tariff: Option<String>, ticket: Option<String> },
+    /// Payee: an initial INVITE from `caller` (the From user), with the ticket
+    /// it carries, and the script's own tariff line if it gave one.
+    Invite {
+        call_id: String,
+        number: String,
+        #[serde(default)]
+        caller: String,
+        tariff: Option<String>,
+        ticket: Option<String>,
+    },
     /// Payee: the dialog was answered (2xx).
     Answered { call_id: String, h_entry: u32, h_id: u32 },
     /// Either role: the call ended (BYE, failure, timeout).

@@ -105,7 +105,7 @@ impl Meter {
             Err(e) => return Err(e.to_string()),
         }
         let role = match settings.role {
-            RandpayRole::Payee => Role::Payee(Arc::new(Payee::new(client, ledger, settings.tariff_table()))),
+            RandpayRole::Payee => Role::Payee(Arc::new(Payee::new(client, ledger, settings.tariff_table()).with_tariff_hook(crate::hooks::tariff_hook()))),
             RandpayRole::Payer => {
                 Role::Payer(Arc::new(SidePayer::new(Arc::new(Payer::new(client, ledger, settings.policy.clone())), settings.side_timeout)))
             }
@@ -177,6 +177,8 @@ pub unsafe extern "C" fn slice(_ticks: c_uint, _param: *mut c_void) {
         for req in queued {
             m.runtime.block_on(handle(&m.state, req));
         }
+        // What the tariff hook logged on its helper thread.
+        crate::log::flush_deferred();
         true
     });
     if !ok {
@@ -218,12 +220,12 @@ async fn connection(stream: UnixStream, state: Arc<State>) {
 async fn handle(state: &Arc<State>, req: Request) -> Reply {
     let now = Instant::now();
     match (&state.role, req) {
-        (Role::Payee(p), Request::Invite { call_id, number, tariff, ticket }) => {
+        (Role::Payee(p), Request::Invite { call_id, number, caller, tariff, ticket }) => {
             let tariff = match tariff.as_deref().map(Tariff::parse_line).transpose() {
                 Ok(t) => t,
                 Err(e) => return Reply::Error { message: format!("randpay_require: {e}") },
             };
-            match p.invite_priced(&call_id, &number, tariff, ticket.as_deref()).await {
+            match p.invite_priced(&call_id, &number, &caller, tariff, ticket.as_deref()).await {
                 InviteDecision::Challenge(header) => Reply::Challenge { header },
                 InviteDecision::Proceed => Reply::Proceed { backstop_secs: p.tariff_of(&call_id).map_or(3600, |t| t.backstop_secs()) },
                 InviteDecision::Refuse(code, reason) => Reply::Refuse { code, reason },

@@ -124,7 +124,9 @@ unsafe fn require(msg: *mut sip_msg, arg: Option<String>) -> c_int {
     };
     // SAFETY: the current message.
     let ticket = unsafe { text(msg, pvs.ticket) };
-    let req = Request::Invite { call_id: call_id.clone(), number, tariff, ticket };
+    // SAFETY: the current message.
+    let caller = String::from_utf8_lossy(&unsafe { crate::script::from_user(msg) }).into_owned();
+    let req = Request::Invite { call_id: call_id.clone(), number, caller, tariff, ticket };
     match ipc::call(&req, node_deadline()) {
         Ok(Reply::Challenge { header }) => {
             // SAFETY: the current request.
