@@ -6,6 +6,14 @@
 //! loss. Each packet carries its send time; sender and receiver are this
 //! process, so one clock measures both ends.
 //!
+//! Pacing: each stream sends on its own 20 ms clock, the streams' phases
+//! spread evenly over the period (and each stream's two directions half a
+//! slot apart), as independent phones would. A sender thread sleeps until
+//! the next packet is due (timer slack set to 1 µs) and sends every packet
+//! then due, so packets leave a few at a time at the load's own rate, not in
+//! the millisecond bursts a 1 ms timer would make; each carries its actual
+//! send time.
+//!
 //! usage: trunk-load <direct|relay> <streams> <seconds> <a_local> <a_peer> <b_local> <b_peer> <first_port>
 //!   direct: stream i goes a_local:p ↔ b_local:p;
 //!   relay:  a_local:p → a_peer:p (relay A) … b_peer:p → b_local:p, and back.
@@ -48,14 +56,20 @@ async fn run(relay: bool, streams: u16, length: Duration, (a_local, a_peer, b_lo
     let epoch = Instant::now();
     let received = Arc::new(AtomicU64::new(0));
     let (lat_tx, mut lat_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u32>>();
-    let mut pairs = Vec::new();
+    let mut senders = Vec::new();
     for i in 0..streams {
         let port = first + i;
-        let sa = Arc::new(UdpSocket::bind((a_local, port)).await.unwrap_or_else(|e| panic!("bind {a_local}:{port}: {e}")));
-        let sb = Arc::new(UdpSocket::bind((b_local, port)).await.unwrap_or_else(|e| panic!("bind {b_local}:{port}: {e}")));
+        let bind = |ip: IpAddr| {
+            let s = std::net::UdpSocket::bind((ip, port)).unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"));
+            s.set_nonblocking(true).expect("nonblocking");
+            let sender = s.try_clone().expect("clone");
+            (UdpSocket::from_std(s).expect("tokio socket"), sender)
+        };
+        let (sa, send_a) = bind(a_local);
+        let (sb, send_b) = bind(b_local);
         // Where each side sends: the other PBX directly, or the address its relay owns.
         let (to_b, to_a) = if relay { (SocketAddr::new(a_peer, port), SocketAddr::new(b_peer, port)) } else { (SocketAddr::new(b_local, port), SocketAddr::new(a_local, port)) };
-        for s in [sa.clone(), sb.clone()] {
+        for s in [sa, sb] {
             let (received, lat_tx) = (received.clone(), lat_tx.clone());
             tokio::spawn(async move {
                 let mut buf = [0u8; 2048];
@@ -73,32 +87,11 @@ async fn run(relay: bool, streams: u16, length: Duration, (a_local, a_peer, b_lo
                 }
             });
         }
-        pairs.push((sa, to_b, sb, to_a));
+        senders.push((send_a, to_b));
+        senders.push((send_b, to_a));
     }
     drop(lat_tx);
-    // Each stream sends every 20 ms, the streams spread evenly over the period.
-    let mut sent = 0u64;
-    let mut tick = tokio::time::interval(PERIOD / u32::from(streams.max(1)).max(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let start = Instant::now();
-    let mut seq = 0u16;
-    'send: loop {
-        for (sa, to_b, sb, to_a) in &pairs {
-            tick.tick().await;
-            if start.elapsed() >= length {
-                break 'send;
-            }
-            let mut p = [0u8; PACKET];
-            p[0] = 0x80;
-            p[2..4].copy_from_slice(&seq.to_be_bytes());
-            p[8..16].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_be_bytes());
-            let _ = sa.send_to(&p, to_b).await;
-            p[8..16].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_be_bytes());
-            let _ = sb.send_to(&p, to_a).await;
-            sent += 2;
-        }
-        seq = seq.wrapping_add(1);
-    }
+    let sent = tokio::task::spawn_blocking(move || pace(senders, length, epoch)).await.expect("sender");
     // Late packets still count; then stop.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut all: Vec<u32> = Vec::new();
@@ -116,4 +109,38 @@ async fn run(relay: bool, streams: u16, length: Duration, (a_local, a_peer, b_lo
         all.last().copied().unwrap_or(0)
     );
     std::process::exit(0);
+}
+
+/// Send every stream's packets on its own clock for `length`; the number sent.
+/// `senders` alternate a→b and b→a of each stream: sender k's phase is k slots
+/// of the period's 2×streams.
+fn pace(senders: Vec<(std::net::UdpSocket, SocketAddr)>, length: Duration, epoch: Instant) -> u64 {
+    // SAFETY: prctl with an integer argument, for this thread only.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1u64) };
+    let slot = PERIOD / senders.len().max(1) as u32;
+    let start = Instant::now();
+    let (mut sent, mut next, mut round) = (0u64, 0usize, 0u32);
+    let mut p = [0u8; PACKET];
+    p[0] = 0x80;
+    loop {
+        // Packet `next` of `round` is due at start + round × period + next × slot.
+        let due = start + PERIOD * round + slot * next as u32;
+        if due >= start + length {
+            return sent;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let (s, to) = &senders[next];
+        p[2..4].copy_from_slice(&(round as u16).to_be_bytes());
+        p[8..16].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_be_bytes());
+        let _ = s.send_to(&p, to);
+        sent += 1;
+        next += 1;
+        if next == senders.len() {
+            next = 0;
+            round += 1;
+        }
+    }
 }
