@@ -933,6 +933,92 @@ fn fake_host_prices_randpay_calls_with_the_tariff_hook() {
     }
 }
 
+/// The other mixed pair: a real Kamailio with the shipped randpay-payer.cfg and
+/// `randpay_payee_url` pays res_privateness.so (in the fake host) as the payee.
+/// The payer pays interval 0 on the Asterisk's side channel before its INVITE
+/// leaves, with the ticket in the INVITE (a SIPp UAS stands in for the
+/// Asterisk's PJSIP endpoint and hands the Call-ID and `Randpay-Ticket` header
+/// to `RandpayRequire`, as chan_pjsip would); then it polls for each next
+/// challenge. Both ledgers agree at the end.
+#[test]
+fn kamailio_payer_pays_an_asterisk_payee_on_its_side_channel() {
+    let sipp = ness_tests::require_tool("sipp", "sip-tester");
+    let (_devnet, url) = ness_tests::randpay_devnet("rp", "rp-password");
+    let dir = tempfile::tempdir().unwrap();
+    let udp = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (pjsip_port, payer_port, side_port) = (udp(), udp(), free_tcp_port());
+    let mut payee = randpay_side(
+        dir.path(),
+        "payee",
+        &url,
+        &format!("tariff = {RP_TARIFF}\nside_channel = 127.0.0.1:{side_port}\nside_peers = 127.0.0.1\n"),
+    );
+    let pjsip_trace = dir.path().join("pjsip.trace");
+    let mut pjsip = Proc::start(
+        sipp.clone(),
+        &[
+            "-sf", repo().join("tests/sipp/uas_answer.xml").to_str().unwrap(), "-i", "127.0.0.1", "-p", &pjsip_port.to_string(),
+            "-nostdin", "-trace_msg", "-message_file", pjsip_trace.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let mut payer = ness_tests::KamailioPbx::start(
+        "randpay-payer.cfg",
+        "payer",
+        payer_port,
+        (&url, "rp", "rp-password"),
+        dir.path(),
+        &[format!("PAYEE=\"sip:127.0.0.1:{pjsip_port}\""), format!("PAYEE_URL=\"http://127.0.0.1:{side_port}\"")],
+    );
+
+    let call_id = "kx-1@127.0.0.1";
+    let trace = dir.path().join("caller.trace");
+    let mut caller = Proc::start(
+        sipp,
+        &[
+            "-sf", repo().join("tests/sipp/uac_hold.xml").to_str().unwrap(), &format!("127.0.0.1:{payer_port}"),
+            "-s", "+4930123456", "-m", "1", "-i", "127.0.0.1", "-p", &udp().to_string(), "-cid_str", call_id,
+            "-d", "20000", "-timeout", "60", "-timeout_error", "-nostdin", "-trace_msg", "-message_file", trace.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // The INVITE reaches "PJSIP" with the ticket the payer bought on the side channel.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ticket = loop {
+        let text = std::fs::read_to_string(&pjsip_trace).unwrap_or_default();
+        if let Some(t) = text.lines().find_map(|l| l.trim().strip_prefix("Randpay-Ticket:")) {
+            break t.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no INVITE with a Randpay-Ticket reached the payee:\n{text}\n{}", payer.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(ticket.starts_with("seq=0;"), "{ticket}");
+    // chan_pjsip's part: the channel with the INVITE's Call-ID and header.
+    let p = payee.cmd("chan new PJSIP +4930123456").replace("chan=", "");
+    payee.cmd(&format!("func {p} CHANNEL(pjsip,call-id) {call_id}"));
+    payee.cmd(&format!("func {p} PJSIP_HEADER(read,Randpay-Ticket) {ticket}"));
+    assert!(payee.cmd(&format!("exec {p} RandpayRequire")).starts_with("rc=0"), "{}", payee.block("logs"));
+    assert_eq!(payee.cmd(&format!("var {p} RANDPAY_STATUS")), "PAID");
+    payee.cmd(&format!("chan answer {p}"));
+    let answered = Instant::now();
+
+    // 12 s in: interval 1 was challenged at 7.5 s, fetched by the payer's poll and paid.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(answered.elapsed()));
+    assert_eq!(randpay_calls(&mut payee).get(call_id), Some(&2), "{}", payee.block("logs"));
+    assert_eq!(payer.paid_intervals().get(call_id), Some(&2), "the payer's side-channel call");
+    let status = caller.wait_exit(Duration::from_secs(40)).expect("the call did not end");
+    assert!(status.success(), "the call failed or got an INFO:\n{}", std::fs::read_to_string(&trace).unwrap_or_default());
+    payee.cmd(&format!("chan hangup {p}"));
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(randpay_ledger(&mut payee, call_id), (3, "hangup".into()));
+    let l = payer.ledger(call_id);
+    assert_eq!(l["tickets"], "3", "{l:?}");
+    assert!(payer.paid_intervals().is_empty(), "the payer still pays: {:?}", payer.paid_intervals());
+    let logs = payee.block("logs") + &payer.log();
+    assert!(!logs.contains("panic"), "{logs}");
+    pjsip.kill();
+}
+
 /// A mixed pair: res_privateness.so (in the fake host) as the payer, a real
 /// Kamailio with the shipped randpay-payee.cfg and `randpay_side_channel` as
 /// the payee. The payer pays interval 0 for a Call-ID before the INVITE (what
