@@ -199,6 +199,12 @@ pub fn run(program: &std::path::Path, args: &[&str], env: &[(&str, &str)], timeo
     }
 }
 
+/// The price (micro-EMC per minute) and risk a RANDPAY ledger recorded for a call.
+pub fn ledger_price(ledger: &std::path::Path, call_id: &str) -> (i64, u32) {
+    let db = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row("SELECT price, risk FROM calls WHERE call_id = ?1", [call_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+}
+
 /// A devnet (`--automine`) with the wallets `payee` and `payer`, the payer's
 /// funded with 101 blocks: the two sides of a RANDPAY test. Returns its URL.
 pub fn randpay_devnet(user: &str, password: &str) -> (Proc, String) {

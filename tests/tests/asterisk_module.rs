@@ -858,12 +858,6 @@ fn fake_hosts_meter_a_call_with_randpay() {
     }
 }
 
-/// The price and risk a ledger recorded for a call.
-fn ledger_price(ledger: &Path, call_id: &str) -> (i64, u32) {
-    let db = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    db.query_row("SELECT price, risk FROM calls WHERE call_id = ?1", [call_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
-}
-
 /// The `tariff(ctx)` Lua hook in the Asterisk payee ([hooks] in
 /// privateness.conf): `RandpayRequire` prices a SIP-only call by it, with the
 /// caller's CALLERID(num); a payer's side-channel request is priced by it too
@@ -897,7 +891,7 @@ fn fake_host_prices_randpay_calls_with_the_tariff_hook() {
     payee.cmd(&format!("func {c} CALLERID(num) +4940111"));
     assert!(payee.cmd(&format!("exec {c} RandpayRequire")).starts_with("rc=-1"));
     assert_eq!(payee.cmd(&format!("var {c} RANDPAY_STATUS")), "UNPAID");
-    assert_eq!(ledger_price(&ledger, "hook-sip@127.0.0.1"), (2_000, 2), "{}", payee.block("logs"));
+    assert_eq!(ness_tests::ledger_price(&ledger, "hook-sip@127.0.0.1"), (2_000, 2), "{}", payee.block("logs"));
     payee.cmd(&format!("chan hangup {c}"));
 
     // Paid first on the side channel: priced there; the INVITE keeps it.
@@ -909,19 +903,19 @@ fn fake_host_prices_randpay_calls_with_the_tariff_hook() {
         (q, ticket)
     };
     let (q, ticket) = pay(&mut payer, "hook-side@127.0.0.1");
-    assert_eq!(ledger_price(&ledger, "hook-side@127.0.0.1"), (3_000, 4));
+    assert_eq!(ness_tests::ledger_price(&ledger, "hook-side@127.0.0.1"), (3_000, 4));
     let p = payee.cmd("chan new PJSIP +4930123456").replace("chan=", "");
     payee.cmd(&format!("func {p} CHANNEL(pjsip,call-id) hook-side@127.0.0.1"));
     payee.cmd(&format!("func {p} CALLERID(num) +4940111"));
     payee.cmd(&format!("func {p} PJSIP_HEADER(read,Randpay-Ticket) {ticket}"));
     assert!(payee.cmd(&format!("exec {p} RandpayRequire")).starts_with("rc=0"), "{}", payee.block("logs"));
-    assert_eq!(ledger_price(&ledger, "hook-side@127.0.0.1"), (3_000, 4), "priced once");
+    assert_eq!(ness_tests::ledger_price(&ledger, "hook-side@127.0.0.1"), (3_000, 4), "priced once");
 
     // Reloaded: the next call's price is the new script's.
     write("0.005");
     assert!(payee.block("cli privateness reload hooks").contains("reloaded"));
     let (q2, _) = pay(&mut payer, "hook-reloaded@127.0.0.1");
-    assert_eq!(ledger_price(&ledger, "hook-reloaded@127.0.0.1"), (5_000, 4));
+    assert_eq!(ness_tests::ledger_price(&ledger, "hook-reloaded@127.0.0.1"), (5_000, 4));
     for chan in [&q, &q2] {
         payer.cmd(&format!("chan hangup {chan}"));
     }

@@ -251,12 +251,6 @@ fn a_side_channel_payer_pays_before_the_invite_and_polls_for_the_rest() {
     devnet.kill();
 }
 
-/// The price a payee's ledger recorded for a call: (micro-EMC per minute, risk).
-fn priced(ledger: &Path, call_id: &str) -> (i64, u32) {
-    let db = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    db.query_row("SELECT price, risk FROM calls WHERE call_id = ?1", [call_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
-}
-
 /// The Lua `tariff(ctx)` hook prices calls in the payee's RANDPAY process
 /// (docs/hooks.md): it sees the caller and the configured line, and its answer
 /// is what the 402 asks. `privateness.reload_hooks` in the middle of a paid
@@ -293,7 +287,7 @@ fn the_tariff_hook_prices_calls_and_a_reload_keeps_the_call_in_progress() {
     let started = Instant::now();
     let mut first_call = caller("uac_hold.xml", payer_port, first, &first_trace, &["-d", "22000"]);
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(priced(&ledger, first), (4_000, 6), "the hook's price and risk (the line's risk 2, times 3)\n{}", payee.log());
+    assert_eq!(ness_tests::ledger_price(&ledger, first), (4_000, 6), "the hook's price and risk (the line's risk 2, times 3)\n{}", payee.log());
 
     // A new script, reloaded while the first call is paid for.
     write_script("0.007");
@@ -301,13 +295,13 @@ fn the_tariff_hook_prices_calls_and_a_reload_keeps_the_call_in_progress() {
     assert!(reply.contains("compiles"), "{reply}");
     let mut second_call = caller("uac_hold.xml", payer_port, second, &dir.path().join("second.trace"), &["-d", "2000"]);
     assert!(second_call.wait_exit(Duration::from_secs(30)).expect("the second call did not end").success());
-    assert_eq!(priced(&ledger, second), (7_000, 6), "the reloaded script prices the next call");
+    assert_eq!(ness_tests::ledger_price(&ledger, second), (7_000, 6), "the reloaded script prices the next call");
 
     let status = first_call.wait_exit(Duration::from_secs(40)).expect("the first call did not end");
     assert!(status.success(), "the call in progress was cut by the reload: {}", std::fs::read_to_string(&first_trace).unwrap_or_default());
     assert!(started.elapsed() >= Duration::from_secs(22), "the first call ended early");
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(priced(&ledger, first), (4_000, 6), "the call in progress kept its tariff");
+    assert_eq!(ness_tests::ledger_price(&ledger, first), (4_000, 6), "the call in progress kept its tariff");
     let l = payee.ledger(first);
     assert_eq!((l["tickets"].as_str(), l["end_reason"].as_str()), ("3", "bye"), "paid through the reload: {l:?}");
     let logs = payee.log() + &payer.log();
