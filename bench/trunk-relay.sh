@@ -10,6 +10,13 @@
 #      runs TRIALS times and counts the median: on a shared 2-vCPU VM a single
 #      5 s trial's p99 swings by milliseconds from run to run (steal time).
 #
+# Steal: this machine is a VM whose host sometimes runs other guests on our
+# cores (/proc/stat's steal; 50% of a trial at worst seen). A trial (its direct
+# and its relay run) during which the host stole more than MAX_STEAL percent of
+# the CPU time measures the host, not the relay: it is printed, not counted,
+# and run again, at most RETRIES times per step. A step that cannot get TRIALS
+# clean trials ends the run with the steal it saw, loudly, and no figure for it.
+#
 # Both "hosts" share this machine's loopback (four addresses, mirrored as in
 # trunk/README.md), so the relays, microsocks and the load generator
 # (tests/src/bin/trunk_load.rs) compete for the same cores; direct UDP does not
@@ -24,6 +31,8 @@ LIGHT_SECS=${LIGHT_SECS:-10}
 SECS=${SECS:-5}
 TRIALS=${TRIALS:-3}
 STEPS=${STEPS:-"100 200 300 400 500 600 800 1000 1200"}
+MAX_STEAL=${MAX_STEAL:-2}
+RETRIES=${RETRIES:-6}
 PROXY_PORT=${PROXY_PORT:-18480}
 CARRIER_PORT=${CARRIER_PORT:-18481}
 FIRST_RTP=20000
@@ -77,10 +86,22 @@ load() { # mode streams secs
 }
 field() { awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' <<< "$1"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The host's steal and all CPU time so far, machine-wide, in ticks.
+steal_total() { awk '/^cpu /{ print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
+# Percent of the CPU time since the "steal total" pair $1 $2 that the host stole.
+steal_since() { read -r S T < <(steal_total); echo $(( (S - $1) * 100 / (T - $2 > 0 ? T - $2 : 1) )); }
 
 echo "== 1. one-way latency, $LIGHT streams for ${LIGHT_SECS}s (direct UDP, then through the relays over microsocks)" >&2
-D=$(load direct "$LIGHT" "$LIGHT_SECS"); echo "direct: $D" >&2
-R=$(load relay "$LIGHT" "$LIGHT_SECS"); echo "relay:  $R" >&2
+for ATTEMPT in $(seq 0 "$RETRIES"); do
+  read -r S0 T0 < <(steal_total)
+  D=$(load direct "$LIGHT" "$LIGHT_SECS"); echo "direct: $D" >&2
+  R=$(load relay "$LIGHT" "$LIGHT_SECS"); echo "relay:  $R" >&2
+  STEAL=$(steal_since "$S0" "$T0")
+  [ "$STEAL" -le "$MAX_STEAL" ] && break
+  echo "   (not counted: the host stole $STEAL% of the CPU time)" >&2
+done
+[ "$STEAL" -le "$MAX_STEAL" ] || echo "WARNING: latency measured while the host stole $STEAL% of the CPU time ($((RETRIES + 1)) attempts); it measures the host" >&2
+echo "RESULT trunk_latency_steal_percent $STEAL"
 echo "RESULT trunk_latency_direct_p50_us $(field "$D" p50_us)"
 echo "RESULT trunk_latency_direct_p99_us $(field "$D" p99_us)"
 echo "RESULT trunk_latency_relay_p50_us $(field "$R" p50_us)"
@@ -91,22 +112,34 @@ echo "RESULT trunk_latency_added_p99_us $(( $(field "$R" p99_us) - $(field "$D" 
 echo "== 2. concurrent G.711 streams, ${SECS}s per trial, $TRIALS trials per step: carried if no trial lost a packet and the median added p99 is under 1 ms" >&2
 BEST=0
 median() { tr ' ' '\n' <<< "$1" | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+STOPPED=""
 for N in $STEPS; do
-  ADDS=""; LOST=0; CPUS=""
-  for T in $(seq "$TRIALS"); do
+  ADDS=""; LOST=0; CPUS=""; CLEAN=0; ATTEMPTS=0; STEALS=""
+  while [ "$CLEAN" -lt "$TRIALS" ] && [ "$ATTEMPTS" -lt $((TRIALS + RETRIES)) ]; do
+    ATTEMPTS=$((ATTEMPTS + 1))
+    read -r S0 T0 < <(steal_total)
     D=$(load direct "$N" "$SECS")
     T0A=$(cpu_ticks "$PID_A"); T0B=$(cpu_ticks "$PID_B")
     R=$(load relay "$N" "$SECS")
     CPU=$(( ( $(cpu_ticks "$PID_A") - T0A + $(cpu_ticks "$PID_B") - T0B ) * 100 / ($(getconf CLK_TCK) * SECS) ))
+    STEAL=$(steal_since "$S0" "$T0"); STEALS="$STEALS $STEAL"
     ADDED=$(( $(field "$R" p99_us) - $(field "$D" p99_us) ))
-    ADDS="$ADDS $ADDED"; CPUS="$CPUS $CPU"; LOST=$(( LOST + $(field "$R" lost) ))
-    printf '%5d streams, trial %d: direct p99 %6d us lost %d | relay p99 %6d us lost %6d | added p99 %6d us | relays %3d%% CPU\n' \
-      "$N" "$T" "$(field "$D" p99_us)" "$(field "$D" lost)" "$(field "$R" p99_us)" "$(field "$R" lost)" "$ADDED" "$CPU" >&2
+    COUNTED="counted"
+    if [ "$STEAL" -gt "$MAX_STEAL" ]; then COUNTED="NOT counted (steal)"; else
+      CLEAN=$((CLEAN + 1)); ADDS="$ADDS $ADDED"; CPUS="$CPUS $CPU"; LOST=$(( LOST + $(field "$R" lost) )); fi
+    printf '%5d streams, trial %d: direct p99 %6d us lost %d | relay p99 %6d us lost %6d | added p99 %6d us | relays %3d%% CPU | steal %2d%%: %s\n' \
+      "$N" "$ATTEMPTS" "$(field "$D" p99_us)" "$(field "$D" lost)" "$(field "$R" p99_us)" "$(field "$R" lost)" "$ADDED" "$CPU" "$STEAL" "$COUNTED" >&2
   done
+  if [ "$CLEAN" -lt "$TRIALS" ]; then
+    STOPPED="$N"
+    echo "WARNING: $N streams not measured: only $CLEAN of $ATTEMPTS trials ran with the host stealing at most $MAX_STEAL% (steal:$STEALS %); run again when the host is quieter" >&2
+    break
+  fi
   MED=$(median "$ADDS")
   OK=no; if [ "$LOST" -eq 0 ] && [ "$MED" -lt 1000 ]; then OK=yes; BEST=$N; fi
   printf '%5d streams: median added p99 %6d us, lost %d, relays %s%% CPU: carried: %s\n' "$N" "$MED" "$LOST" "$(median "$CPUS")" "$OK" >&2
   [ "$OK" = yes ] || break
 done
+[ -z "$STOPPED" ] || echo "RESULT trunk_streams_unmeasured_from $STOPPED"
 echo "RESULT trunk_streams_carried $BEST"
 echo "RATIO trunk_streams_carried/goal $(awk -v b="$BEST" 'BEGIN { printf "%.2f", b / 500 }') (goal 500 streams)"

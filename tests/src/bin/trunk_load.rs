@@ -10,24 +10,34 @@
 //! spread evenly over the period (and each stream's two directions half a
 //! slot apart), as independent phones would. A sender thread sleeps until
 //! the next packet is due (timer slack set to 1 µs) and sends every packet
-//! then due, so packets leave a few at a time at the load's own rate, not in
-//! the millisecond bursts a 1 ms timer would make; each carries its actual
-//! send time.
+//! due within [`EARLY`] of then, so packets leave a few at a time at the
+//! load's own rate, not in the millisecond bursts a 1 ms timer would make;
+//! each carries its actual send time. (Sleeping once per packet made the
+//! generator, which stands in for phones on other hosts, cost most of a core
+//! at 500 streams: 50,000 sleeps a second. 50 µs early is far inside a real
+//! phone's own send jitter.)
+//!
+//! Receiving: one thread on a level-triggered epoll over all the streams'
+//! sockets reads one datagram per ready socket per wake, so no read ends in
+//! EAGAIN; the latencies stay in that thread until the end.
 //!
 //! usage: trunk-load <direct|relay> <streams> <seconds> <a_local> <a_peer> <b_local> <b_peer> <first_port>
 //!   direct: stream i goes a_local:p ↔ b_local:p;
 //!   relay:  a_local:p → a_peer:p (relay A) … b_peer:p → b_local:p, and back.
 //! Prints one line: `streams N sent S received R lost L p50_us X p99_us Y max_us Z`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use tokio::net::UdpSocket;
 
 const PACKET: usize = 172;
 const PERIOD: Duration = Duration::from_millis(20);
+/// A packet due within this of the sender's wake leaves with it.
+const EARLY: Duration = Duration::from_micros(50);
+/// After the last packet is sent, late ones are still counted for this long.
+const DRAIN: Duration = Duration::from_millis(500);
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
@@ -48,57 +58,38 @@ fn main() {
     let secs: u64 = a[2].parse().expect("seconds");
     let (a_local, a_peer, b_local, b_peer) = (parse_ip(&a[3]), parse_ip(&a[4]), parse_ip(&a[5]), parse_ip(&a[6]));
     let first: u16 = a[7].parse().expect("first port");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    rt.block_on(run(relay, streams, Duration::from_secs(secs), (a_local, a_peer, b_local, b_peer), first));
+    run(relay, streams, Duration::from_secs(secs), (a_local, a_peer, b_local, b_peer), first);
 }
 
-async fn run(relay: bool, streams: u16, length: Duration, (a_local, a_peer, b_local, b_peer): (IpAddr, IpAddr, IpAddr, IpAddr), first: u16) {
+fn run(relay: bool, streams: u16, length: Duration, (a_local, a_peer, b_local, b_peer): (IpAddr, IpAddr, IpAddr, IpAddr), first: u16) {
     let epoch = Instant::now();
-    let received = Arc::new(AtomicU64::new(0));
-    let (lat_tx, mut lat_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u32>>();
     let mut senders = Vec::new();
+    let mut receivers = Vec::new();
     for i in 0..streams {
         let port = first + i;
         let bind = |ip: IpAddr| {
-            let s = std::net::UdpSocket::bind((ip, port)).unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"));
+            let s = UdpSocket::bind((ip, port)).unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"));
             s.set_nonblocking(true).expect("nonblocking");
-            let sender = s.try_clone().expect("clone");
-            (UdpSocket::from_std(s).expect("tokio socket"), sender)
+            s
         };
-        let (sa, send_a) = bind(a_local);
-        let (sb, send_b) = bind(b_local);
+        let (sa, sb) = (bind(a_local), bind(b_local));
         // Where each side sends: the other PBX directly, or the address its relay owns.
         let (to_b, to_a) = if relay { (SocketAddr::new(a_peer, port), SocketAddr::new(b_peer, port)) } else { (SocketAddr::new(b_local, port), SocketAddr::new(a_local, port)) };
-        for s in [sa, sb] {
-            let (received, lat_tx) = (received.clone(), lat_tx.clone());
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let mut lat = Vec::with_capacity(64);
-                while let Ok(n) = s.recv(&mut buf).await {
-                    if n != PACKET {
-                        continue;
-                    }
-                    let sent = u64::from_be_bytes(buf[8..16].try_into().unwrap());
-                    lat.push((epoch.elapsed().as_nanos() as u64).saturating_sub(sent).div_ceil(1000) as u32);
-                    received.fetch_add(1, Ordering::Relaxed);
-                    if lat.len() == 16 {
-                        let _ = lat_tx.send(std::mem::replace(&mut lat, Vec::with_capacity(16)));
-                    }
-                }
-            });
-        }
-        senders.push((send_a, to_b));
-        senders.push((send_b, to_a));
+        senders.push((sa.try_clone().expect("clone"), to_b));
+        senders.push((sb.try_clone().expect("clone"), to_a));
+        receivers.push(sa);
+        receivers.push(sb);
     }
-    drop(lat_tx);
-    let sent = tokio::task::spawn_blocking(move || pace(senders, length, epoch)).await.expect("sender");
-    // Late packets still count; then stop.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut all: Vec<u32> = Vec::new();
-    while let Ok(batch) = lat_rx.try_recv() {
-        all.extend(batch);
-    }
-    let got = received.load(Ordering::Relaxed);
+    let done = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let done = done.clone();
+        std::thread::spawn(move || receive(receivers, epoch, &done))
+    };
+    let sent = pace(senders, length, epoch);
+    std::thread::sleep(DRAIN);
+    done.store(true, Ordering::Relaxed);
+    let mut all = receiver.join().expect("receiver");
+    let got = all.len() as u64;
     all.sort_unstable();
     let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
     println!(
@@ -108,13 +99,49 @@ async fn run(relay: bool, streams: u16, length: Duration, (a_local, a_peer, b_lo
         pct(0.99),
         all.last().copied().unwrap_or(0)
     );
-    std::process::exit(0);
+}
+
+/// Read every stream's packets until `done`; their one-way latencies in µs.
+fn receive(sockets: Vec<UdpSocket>, epoch: Instant, done: &AtomicBool) -> Vec<u32> {
+    // SAFETY: epoll_create1 takes a flag and returns a new descriptor or -1.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    assert!(ep >= 0, "epoll_create1: {}", std::io::Error::last_os_error());
+    // SAFETY: `ep` is a descriptor just opened and owned by nobody else; closed on drop.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    for (i, s) in sockets.iter().enumerate() {
+        // Level-triggered (no EPOLLET): a socket with more queued is reported again next wake.
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: i as u64 };
+        // SAFETY: both descriptors are open; `ev` lives across the call.
+        let r = unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
+        assert!(r == 0, "epoll_ctl: {}", std::io::Error::last_os_error());
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+    let mut lat = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !done.load(Ordering::Relaxed) {
+        // SAFETY: `events` has room for the count passed; the wait is bounded (100 ms).
+        let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, 100) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            assert!(e.kind() == std::io::ErrorKind::Interrupted, "epoll_wait: {e}");
+            continue;
+        }
+        for ev in &events[..n as usize] {
+            let Ok(len) = sockets[ev.u64 as usize].recv(&mut buf) else { continue };
+            if len != PACKET {
+                continue;
+            }
+            let sent = u64::from_be_bytes(buf[8..16].try_into().unwrap());
+            lat.push((epoch.elapsed().as_nanos() as u64).saturating_sub(sent).div_ceil(1000) as u32);
+        }
+    }
+    lat
 }
 
 /// Send every stream's packets on its own clock for `length`; the number sent.
 /// `senders` alternate a→b and b→a of each stream: sender k's phase is k slots
 /// of the period's 2×streams.
-fn pace(senders: Vec<(std::net::UdpSocket, SocketAddr)>, length: Duration, epoch: Instant) -> u64 {
+fn pace(senders: Vec<(UdpSocket, SocketAddr)>, length: Duration, epoch: Instant) -> u64 {
     // SAFETY: prctl with an integer argument, for this thread only.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1u64) };
     let slot = PERIOD / senders.len().max(1) as u32;
@@ -129,7 +156,7 @@ fn pace(senders: Vec<(std::net::UdpSocket, SocketAddr)>, length: Duration, epoch
             return sent;
         }
         let now = Instant::now();
-        if due > now {
+        if due > now + EARLY {
             std::thread::sleep(due - now);
         }
         let (s, to) = &senders[next];
