@@ -342,13 +342,24 @@ pub unsafe extern "C" fn ki_is_from_user_enum_suffix_service(msg: *mut sip_msg, 
     })
 }
 
+/// The pseudo-variable a KEMI script named for `function`'s result, or None
+/// (logged) when the name is not one.
+///
+/// # Safety
+/// `pv` is a KEMI string argument of the current call.
+unsafe fn kemi_destination(function: &str, pv: *mut str_t) -> Option<PvSpec> {
+    // SAFETY: as the caller promises.
+    let pv_name = String::from_utf8_lossy(&unsafe { arg(pv) }).into_owned();
+    let dst = PvSpec::resolve(pv_name.trim());
+    if dst.is_none() {
+        kerr!("{function}: {pv_name:?} is not a pseudo-variable");
+    }
+    dst
+}
+
 pub unsafe extern "C" fn ki_nvs_get(msg: *mut sip_msg, name: *mut str_t, pv: *mut str_t) -> c_int {
     fence("emc_nvs_get", MODULE_ERROR, || unsafe {
-        let pv_name = String::from_utf8_lossy(&arg(pv)).into_owned();
-        let Some(dst) = PvSpec::resolve(pv_name.trim()) else {
-            kerr!("emc_nvs_get: {pv_name:?} is not a pseudo-variable");
-            return MODULE_ERROR;
-        };
+        let Some(dst) = kemi_destination("emc_nvs_get", pv) else { return MODULE_ERROR };
         nvs_get(msg, &arg(name), dst)
     })
 }
@@ -382,11 +393,7 @@ pub unsafe extern "C" fn w_trunk_select(msg: *mut sip_msg, p1: *mut c_char, p2: 
 
 pub unsafe extern "C" fn ki_trunk_select(msg: *mut sip_msg, number: *mut str_t, pv: *mut str_t) -> c_int {
     fence("emc_trunk_select", MODULE_ERROR, || unsafe {
-        let pv_name = String::from_utf8_lossy(&arg(pv)).into_owned();
-        let Some(dst) = PvSpec::resolve(pv_name.trim()) else {
-            kerr!("emc_trunk_select: {pv_name:?} is not a pseudo-variable");
-            return MODULE_ERROR;
-        };
+        let Some(dst) = kemi_destination("emc_trunk_select", pv) else { return MODULE_ERROR };
         trunk_select(msg, &arg(number), dst)
     })
 }

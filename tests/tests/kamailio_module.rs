@@ -335,7 +335,9 @@ fn lua_hooks_reroute_reject_and_survive_bad_scripts() {
 /// `emc_trunk_select()`: the Lua `on_trunk` hook picks one of the Skywire
 /// trunks of trunk_config by the called number, and the script gets the
 /// peer address that trunk's relay owns; without an answer (nil, or a failing
-/// script) it returns -1 and the script routes as it would without.
+/// script) it returns -1 and the script routes as it would without. Both in a
+/// native cfg and through KEMI (app_lua), where a destination that is not a
+/// pseudo-variable is refused with a reason.
 #[test]
 fn lua_on_trunk_picks_a_skywire_trunk() {
     use std::os::unix::fs::PermissionsExt;
@@ -391,6 +393,52 @@ fn lua_on_trunk_picks_a_skywire_trunk() {
     assert_eq!(sipsak(port, "+15551234").as_deref(), Some("SIP/2.0 404 No Trunk"), "nil: no trunk");
     assert_eq!(sipsak(port, "+1999").as_deref(), Some("SIP/2.0 404 No Trunk"), "a failing script: no trunk");
     kam.wait_for("hooks.lua:4: no such plan", Duration::from_secs(5));
+    kam.kill();
+    let log = kam.log.join("\n");
+    assert!(!log.contains("panic") && !log.contains("terminating due to SIGCHLD"), "{log}");
+
+    // The same through KEMI (app_lua): KSR.privateness.emc_trunk_select, and a
+    // destination that is not a pseudo-variable refused with a reason, for it
+    // and for emc_nvs_get (before any node call).
+    std::fs::write(
+        p("route.lua"),
+        "function ksr_request_route()
+  local n = KSR.pv.get(\"$rU\")
+  if n == \"bad\" then
+    local t = KSR.privateness.emc_trunk_select(\"+33\", \"trunk\")
+    local v = KSR.privateness.emc_nvs_get(\"dns:example.emc\", \"value\")
+    KSR.sl.sl_send_reply(500, \"rc \" .. t .. \" \" .. v)
+    return
+  end
+  if KSR.privateness.emc_trunk_select(n, \"$var(trunk)\") == 1 then
+    KSR.sl.sl_send_reply(200, \"via \" .. KSR.pv.get(\"$var(trunk)\"))
+  else
+    KSR.sl.sl_send_reply(404, \"No Trunk\")
+  end
+end
+",
+    )
+    .unwrap();
+    let native = std::fs::read_to_string(p("trunk.cfg")).unwrap();
+    let kemi = native[..native.find("request_route").unwrap()].replace("loadmodule \"xlog.so\"\n", "loadmodule \"xlog.so\"\nloadmodule \"app_lua.so\"\n")
+        + &format!("modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n", p("route.lua"));
+    std::fs::write(p("trunk-kemi.cfg"), kemi).unwrap();
+    let mut kam = Proc::start(
+        require_tool("kamailio", "kamailio"),
+        &["-f", &p("trunk-kemi.cfg"), "-DD", "-E", "-e", "-Y", &p("run"), "-P", &p("run/kamailio.pid"), "-m", "64", "-M", "8"],
+        &[],
+    );
+    kam.wait_for("trunk(s) relaying", Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sipsak(port, "nobody").is_none() {
+        assert!(Instant::now() < deadline, "kamailio (KEMI) did not answer:\n{}", kam.log.join("\n"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(sipsak(port, "+33123456").as_deref(), Some(&*format!("SIP/2.0 200 via sip:127.77.61.2:{sip}")));
+    assert_eq!(sipsak(port, "+15551234").as_deref(), Some("SIP/2.0 404 No Trunk"));
+    assert_eq!(sipsak(port, "bad").as_deref(), Some("SIP/2.0 500 rc -3 -3"), "a destination that is not a pseudo-variable: module error");
+    kam.wait_for("emc_trunk_select: \"trunk\" is not a pseudo-variable", Duration::from_secs(5));
+    kam.wait_for("emc_nvs_get: \"value\" is not a pseudo-variable", Duration::from_secs(5));
     kam.kill();
     let log = kam.log.join("\n");
     assert!(!log.contains("panic") && !log.contains("terminating due to SIGCHLD"), "{log}");
